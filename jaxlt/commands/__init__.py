@@ -1,0 +1,1 @@
+"""One module per `jaxlt` sub-command; each exposes `main(argv) -> int`."""

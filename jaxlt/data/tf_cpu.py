@@ -1,0 +1,26 @@
+"""Keep TensorFlow (imported by seqio) off GPUs and TPUs so JAX owns the accelerators.
+
+Call `hide_accelerators_from_tensorflow()` before JAX allocates device memory;
+`jaxlt.data` does so on import.
+"""
+
+from __future__ import annotations
+
+import os
+
+_done = False
+
+
+def hide_accelerators_from_tensorflow() -> None:
+    global _done
+    if _done:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    for kind in ("GPU", "TPU"):
+        try:
+            tf.config.set_visible_devices([], kind)
+        except (RuntimeError, ValueError):  # no such device type, or TF already initialised
+            pass
+    _done = True
