@@ -1,0 +1,66 @@
+"""`jaxlt results export`: the results store as the tidy table of DESIGN.md (one row per evaluation metric)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+
+import pandas as pd
+
+from jaxlt.grid.store import ResultsStore
+
+log = logging.getLogger(__name__)
+
+# DESIGN.md "Tidy results table": required columns, then extra columns.
+TIDY_COLUMNS = ["task", "model", "source", "target", "n_target", "seed", "strategy", "sampling", "metric", "score"]
+EXTRA_COLUMNS = ["steps", "wall_seconds", "compile_seconds", "config_hash", "checkpoint", "cell_id", "origin"]
+
+
+def records_to_tidy(records, origin: str = "jaxlt-grid") -> pd.DataFrame:
+    """One row per (record, metric). Non-numeric metric values are an error, not silently dropped."""
+    rows = []
+    for rec in records:
+        for metric, score in sorted(rec["metrics"].items()):
+            if not isinstance(score, (int, float)):
+                raise ValueError(f"record {rec.get('cell_id')} has a non-numeric metric {metric}={score!r}")
+            t = rec.get("timings", {})
+            rows.append({
+                "task": rec["task"], "model": rec["model"], "source": rec["source"], "target": rec["target"],
+                "n_target": int(rec["n"]), "seed": int(rec["seed"]), "strategy": rec["strategy"],
+                "sampling": rec["sampling"] or None, "metric": metric, "score": float(score),
+                "steps": t.get("steps"), "wall_seconds": t.get("wall_seconds"),
+                "compile_seconds": t.get("compile_seconds"), "config_hash": rec["config_hash"],
+                "checkpoint": rec.get("checkpoint"), "cell_id": rec["cell_id"], "origin": origin,
+            })
+    df = pd.DataFrame(rows, columns=TIDY_COLUMNS + EXTRA_COLUMNS)
+    df = df.astype({"n_target": "int64", "seed": "Int64", "score": "float64", "steps": "Int64",
+                    "sampling": "string", "checkpoint": "string"})
+    return df.sort_values(["task", "source", "target", "n_target", "seed", "strategy", "metric"],
+                          kind="stable").reset_index(drop=True)
+
+
+def _atomic(path: str, write) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def export(results_dir: str, csv_path: str | None, parquet_path: str | None, origin: str | None = None) -> pd.DataFrame:
+    store = ResultsStore(results_dir)
+    if not os.path.isfile(store.manifest_path):
+        raise FileNotFoundError(f"{results_dir} is not a grid results directory (no grid.json)")
+    df = records_to_tidy(store.iter_records(), origin=origin or f"jaxlt-grid:{store.manifest()['config_hash']}")
+    if csv_path:
+        _atomic(csv_path, lambda p: df.to_csv(p, index=False))
+    if parquet_path:
+        _atomic(parquet_path, lambda p: df.to_parquet(p, index=False))
+    return df
