@@ -34,6 +34,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
+    from jaxlt.grid.runner import MissingSourceCheckpointError
+    from jaxlt.grid.spec import GridSpecError
+    from jaxlt.grid.store import ResultsDirConfigError
+
+    try:
+        return _main(argv)
+    except (GridSpecError, ResultsDirConfigError, MissingSourceCheckpointError) as e:
+        # Raised before any training: a clean message, no traceback.
+        print(f"jaxlt grid: error: {e}", file=sys.stderr)
+        return 2
+
+
+def _main(argv: list[str]) -> int:
     bindings, rest = split_gin_bindings(argv)
     args = build_parser().parse_args(rest)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -103,7 +103,7 @@ def normalize_language(code: str) -> str:
     try:
         return normalize(code)
     except (KeyError, ValueError) as e:
-        raise GridSpecError(f"unknown language code {code!r}: {e}") from None
+        raise GridSpecError(f"grid spec: {e}") from None
 
 
 def normalize_spec(spec: GridSpec) -> GridSpec:
