@@ -1,0 +1,1 @@
+"""Language and language-pair features of the analysis stage (CPU only)."""

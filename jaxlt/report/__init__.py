@@ -1,0 +1,1 @@
+"""Figures and the Markdown report of the analysis stage (CPU only)."""

@@ -1,0 +1,1 @@
+"""Statistics of the analysis stage (CPU only: no JAX, TensorFlow or torch)."""

@@ -1,0 +1,43 @@
+"""A record of everything the analysis left out, so that nothing is dropped silently."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+log = logging.getLogger("jaxlt.analysis")
+
+
+@dataclasses.dataclass
+class Entry:
+    stage: str  # where it happened: results, sizes, features, correlations ...
+    what: str  # what was excluded or unavailable (rows, a feature name ...)
+    reason: str
+    count: int
+    examples: str = ""
+
+
+class Ledger:
+    """Exclusions (rows left out) and unavailable features, with counts and reasons."""
+
+    def __init__(self) -> None:
+        self.exclusions: list[Entry] = []
+        self.unavailable: list[Entry] = []
+
+    def exclude(self, stage: str, what: str, reason: str, count: int, examples=()) -> None:
+        if count <= 0:
+            return
+        examples = ", ".join(map(str, list(examples)[:5]))
+        self.exclusions.append(Entry(stage, what, reason, int(count), examples))
+        log.warning("%s: excluded %d %s (%s)%s", stage, count, what, reason, f" e.g. {examples}" if examples else "")
+
+    def unavailable_feature(self, feature: str, reason: str, count: int = 1, stage: str = "features") -> None:
+        if any(e.what == feature and e.reason == reason for e in self.unavailable):
+            return
+        self.unavailable.append(Entry(stage, feature, reason, int(count)))
+        log.info("feature %s unavailable: %s", feature, reason)
+
+    def records(self) -> list[dict]:
+        return [dict(kind="excluded", **dataclasses.asdict(e)) for e in self.exclusions] + [
+            dict(kind="unavailable", **dataclasses.asdict(e)) for e in self.unavailable
+        ]
