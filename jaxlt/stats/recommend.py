@@ -1,0 +1,111 @@
+"""Source-language recommendation from a fitted transfer model, with an uncertainty interval."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+
+from jaxlt import languages
+from jaxlt.features import sizes, typology
+from jaxlt.stats.metaregression import TransferRegressor, loto_cross_validate
+from jaxlt.stats.nshot import fit_alpha, loto_alpha
+
+KEY = ["source", "target"]
+
+
+class SourceRecommender(BaseEstimator):
+    """Rank source languages for a target by predicted S_T(n) = S_T(0) + alpha * log(n+1).
+
+    Fit on the analysis frame of one task and model. Intervals are split-conformal style:
+    the ``coverage`` quantile of absolute leave-one-target-out residuals, for zero-shot
+    scores and for alpha (widened by log(n+1)), so they reflect error on unseen targets.
+    """
+
+    def __init__(self, features=None, n_features: int = 5, alpha: float = 0.01, coverage: float = 0.9):
+        self.features = features
+        self.n_features = n_features
+        self.alpha = alpha
+        self.coverage = coverage
+
+    def fit(self, frame: pd.DataFrame, y=None) -> "SourceRecommender":
+        groups = frame[["task", "model"]].drop_duplicates()
+        if len(groups) != 1:
+            raise ValueError(f"fit one recommender per task and model; got {groups.to_dict('records')}")
+        self.task_, self.model_ = groups.iloc[0]["task"], groups.iloc[0]["model"]
+        zero = frame[frame["n_target"] == 0].reset_index(drop=True)
+        features = list(self.features) if self.features is not None else [c for c in zero.columns if c in _DEFAULT]
+        self.features_ = [f for f in features if zero[f].notna().any()]
+        estimator = TransferRegressor(features=self.features_, n_features=self.n_features, alpha=self.alpha)
+        self.zero_model_ = estimator.fit(zero, zero["S_T"])
+        predictions, self.cv_metrics_ = loto_cross_validate(zero, self.features_, estimator=estimator)
+        self.zero_halfwidth_ = float(np.quantile(np.abs(predictions["observed"] - predictions["model"]), self.coverage))
+        self.alpha_model_ = None
+        self.alpha_halfwidth_ = np.nan
+        if (frame["n_target"] > 0).any():
+            alphas = fit_alpha(frame)
+            if alphas["target"].nunique() >= 2:
+                self.alpha_model_ = TransferRegressor(features=self.features_, n_features=self.n_features,
+                                                      alpha=self.alpha).fit(alphas, alphas["alpha"])
+                cv = loto_alpha(frame, alphas, self.features_)[0].drop_duplicates(["source", "target"])
+                self.alpha_halfwidth_ = float(np.quantile(np.abs(cv["alpha"] - cv["alpha_predicted"]), self.coverage))
+        self.known_ = zero.set_index(KEY)
+        self.source_features_ = zero.groupby("source")[["S_S"] + [c for c in zero.columns if c.endswith("_S") and c != "S_S"]].first()
+        self.observed_n_ = frame.set_index(KEY + ["n_target"])["S_T"]
+        return self
+
+    def predict(self, X: pd.DataFrame) -> pd.Series:
+        """Zero-shot S_T for rows of features (sklearn convention)."""
+        return self.zero_model_.predict(X)
+
+    def _pair_rows(self, target: str, sources: list[str]) -> pd.DataFrame:
+        rows = []
+        new = [s for s in sources if (s, target) not in self.known_.index]
+        built = typology.pair_features([(s, target) for s in new]).set_index(KEY) if new else None
+        for source in sources:
+            if (source, target) in self.known_.index:
+                rows.append(self.known_.loc[(source, target)].to_dict() | {"source": source, "target": target})
+                continue
+            row = {"source": source, "target": target, **built.loc[(source, target)].to_dict(),
+                   **self.source_features_.loc[source].to_dict()}
+            if "SIZE_T" in self.features_:
+                row["SIZE_T"] = sizes.log_size(sizes.corpus_for_model(self.model_)).get(target, np.nan)
+            rows.append(row)
+        frame = pd.DataFrame(rows)
+        used = set(self.zero_model_.selected_) | (set(self.alpha_model_.selected_) if self.alpha_model_ else set())
+        lacking = sorted(f for f in used if f not in frame.columns or frame[f].isna().all())
+        if lacking:
+            raise ValueError(f"cannot recommend for target {target!r}: the fitted model uses {lacking}, which are not "
+                             "available for this target (only typology, SIZE and the sources' in-language scores can be "
+                             "computed for a language outside the results)")
+        return frame
+
+    def recommend(self, target: str, n: int = 0, sources: list[str] | None = None) -> pd.DataFrame:
+        """Sources ranked by predicted score on ``target`` with ``n`` target examples."""
+        target = languages.normalize(target)
+        if n < 0:
+            raise ValueError(f"n must be >= 0, got {n}")
+        candidates = [languages.normalize(s) for s in sources] if sources else list(self.source_features_.index)
+        unknown = [s for s in candidates if s not in self.source_features_.index]
+        if unknown:
+            raise ValueError(f"no in-language score for source(s) {unknown}; known sources: {list(self.source_features_.index)}")
+        candidates = [s for s in candidates if s != target]
+        rows = self._pair_rows(target, candidates)
+        predicted = self.zero_model_.predict(rows).to_numpy()
+        width = np.full(len(rows), self.zero_halfwidth_)
+        if n > 0:
+            if self.alpha_model_ is None:
+                raise ValueError(f"{self.task_}: no n-shot results to fit alpha; only --n 0 is possible")
+            slope = self.alpha_model_.predict(rows).to_numpy()
+            predicted = predicted + slope * np.log1p(n)
+            width = width + self.alpha_halfwidth_ * np.log1p(n)
+        out = pd.DataFrame({"source": rows["source"], "source_name": rows["source"].map(languages.name),
+                            "predicted": predicted, "lower": predicted - width, "upper": predicted + width})
+        out["observed"] = [self.observed_n_.get((s, target, n), np.nan) for s in out["source"]]
+        out = out.sort_values("predicted", ascending=False, kind="stable").reset_index(drop=True)
+        out.insert(0, "rank", np.arange(1, len(out) + 1))
+        out.attrs.update(task=self.task_, model=self.model_, target=target, n=n, coverage=self.coverage)
+        return out
+
+
+from jaxlt.features.frame import PAPER_FEATURES as _DEFAULT  # noqa: E402  (after the class: frame imports stats)
