@@ -1,0 +1,59 @@
+"""`jaxlt tasks`: the registered seqio tasks, their languages and split sizes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+TINY_DATA = os.path.join(os.path.dirname(os.path.dirname(__file__)), "resources", "tiny_data")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="jaxlt tasks",
+        description="List the seqio tasks '{dataset}.{lang}' registered by jaxlt.data.tasks, "
+                    "with split sizes counted from a local data directory (the hub's sizes are "
+                    "not fetched: '?' when no directory is given).",
+        epilog="examples: jaxlt tasks --tiny | jaxlt tasks --data_dir /data/jaxlt --dataset panx")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--data_dir", default=None,
+                        help="local data directory ({hub_id}/{config}/{split}.jsonl); default: "
+                             "env JAXLT_DATA_DIR")
+    source.add_argument("--tiny", action="store_true",
+                        help=f"use the bundled tiny fixtures ({TINY_DATA})")
+    parser.add_argument("--dataset", choices=("xnli", "panx", "tydiqa", "pawsx", "xquad"),
+                        help="only this dataset")
+    parser.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    from jaxlt.data import examples, sources, tasks
+
+    data_dir = TINY_DATA if args.tiny else sources.get_data_dir(args.data_dir)
+    rows = []
+    for name in tasks.registered_tasks(args.dataset):
+        dataset, lang = name.split(".", 1)
+        spec = sources.get_spec(dataset)
+        sizes = {}
+        for split in spec.splits:
+            if data_dir and split in sources.available_splits(dataset, lang, data_dir):
+                sizes[split] = len(examples.load_examples(dataset, lang, split, data_dir))
+            else:
+                sizes[split] = None
+        if data_dir and not any(sizes.values()):
+            continue  # the directory has no data for this language: not usable here
+        rows.append({"task": name, "dataset": dataset, "language": lang, "splits": sizes})
+    if args.json:
+        for row in rows:
+            print(json.dumps(row))
+        return 0
+    print(f"data: {data_dir or 'Hugging Face hub (sizes unknown offline)'}")
+    for row in rows:
+        sizes = "  ".join(f"{split}={'?' if n is None else n}" for split, n in row["splits"].items())
+        print(f"  {row['task']:<12} {sizes}")
+    print(f"{len(rows)} tasks", file=sys.stderr)
+    return 0

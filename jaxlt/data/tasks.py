@@ -1,0 +1,230 @@
+"""seqio Tasks `"{dataset}.{lang}"` for every dataset and language of the study.
+
+Importing this module registers them (and `span_corruption.{dataset}.{lang}`, see
+`jaxlt.data.span_corruption`). Registration reads no data: each split is loaded (hub or local
+data directory, `jaxlt.data.sources`) the first time a dataset is asked for.
+
+The tasks' vocabulary is a `ConfiguredVocabulary`: it delegates to the SentencePiece model in
+effect when it is used, chosen by `set_vocabulary(path)`, gin
+`jaxlt.data.tasks.vocabulary_path.path`, env `JAXLT_VOCABULARY`, or else the bundled tiny
+test vocabulary. Point it at the model's `spiece.model` before training a real mT5.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+
+import jaxlt.data  # noqa: F401  (hides accelerators from TF before seqio imports it)
+import gin
+import seqio
+import tensorflow as tf
+
+from jaxlt.data import metrics, sources
+from jaxlt.data.examples import load_examples
+from jaxlt.data.vocabulary import get_vocabulary
+
+logger = logging.getLogger(__name__)
+
+VOCABULARY_ENV = "JAXLT_VOCABULARY"
+TINY_VOCABULARY = os.path.join(os.path.dirname(os.path.dirname(__file__)), "resources",
+                               "tiny_model", "spiece.model")
+QA_DATASETS = ("tydiqa", "xquad")
+
+# ---------------------------------------------------------------------------------------------
+# vocabulary
+
+_vocabulary_override: str | None = None
+
+
+def set_vocabulary(path: str | os.PathLike | None) -> None:
+    """Uses the SentencePiece model at `path` (file or checkpoint dir) for every jaxlt task."""
+    global _vocabulary_override
+    _vocabulary_override = None if path is None else os.fspath(path)
+
+
+@gin.configurable(module="jaxlt.data.tasks")
+def vocabulary_path(path: str | None = None) -> str | None:
+    """Gin hook: `jaxlt.data.tasks.vocabulary_path.path = "/ckpt/mt5-base"`."""
+    return path
+
+
+def current_vocabulary_path() -> str:
+    for candidate in (_vocabulary_override, vocabulary_path(), os.environ.get(VOCABULARY_ENV)):
+        if candidate:
+            return os.fspath(candidate)
+    return TINY_VOCABULARY
+
+
+class ConfiguredVocabulary(seqio.Vocabulary):
+    """A seqio vocabulary that delegates to the configured SentencePiece model at each use."""
+
+    def __init__(self):
+        super().__init__(extra_ids=0)
+
+    @property
+    def delegate(self) -> seqio.SentencePieceVocabulary:
+        return get_vocabulary(current_vocabulary_path())
+
+    @property
+    def eos_id(self):
+        return self.delegate.eos_id
+
+    @property
+    def unk_id(self):
+        return self.delegate.unk_id
+
+    @property
+    def pad_id(self):
+        return self.delegate.pad_id
+
+    @property
+    def bos_id(self):
+        return self.delegate.bos_id
+
+    @property
+    def _base_vocab_size(self):
+        return self.delegate.vocab_size
+
+    def _encode(self, s):
+        return self.delegate.encode(s)
+
+    def _decode(self, ids):
+        return self.delegate.decode(ids)
+
+    def _encode_tf(self, s):
+        return self.delegate.encode_tf(s)
+
+    def _decode_tf(self, ids):
+        return self.delegate.decode_tf(ids)
+
+    def decode(self, ids):
+        return self.delegate.decode(ids)
+
+    def decode_tf(self, ids):
+        return self.delegate.decode_tf(ids)
+
+    def __getattr__(self, name):  # e.g. `sentencepiece_model_file`, `tf_tokenizer`
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self.delegate, name)
+
+    def __eq__(self, other):
+        return isinstance(other, ConfiguredVocabulary) or self.delegate == other
+
+    def __hash__(self):
+        return hash(ConfiguredVocabulary)
+
+
+VOCABULARY = ConfiguredVocabulary()
+
+
+def output_features(vocabulary: seqio.Vocabulary | None = None) -> dict[str, seqio.Feature]:
+    vocabulary = vocabulary or VOCABULARY
+    return {"inputs": seqio.Feature(vocabulary, add_eos=True, required=True),
+            "targets": seqio.Feature(vocabulary, add_eos=True, required=True)}
+
+
+# ---------------------------------------------------------------------------------------------
+# examples -> tf.data
+
+
+def examples_to_tf(examples: Sequence[dict]) -> tf.data.Dataset:
+    """`{"id", "inputs", "targets", "answers"}` string features (answers: a 1-D string list)."""
+    answers = [list(ex["answers"]) for ex in examples]
+    flat = [a for group in answers for a in group]
+    return tf.data.Dataset.from_tensor_slices({
+        "id": tf.constant([str(ex["id"]) for ex in examples], tf.string, shape=[len(examples)]),
+        "inputs": tf.constant([ex["inputs"] for ex in examples], tf.string, shape=[len(examples)]),
+        "targets": tf.constant([ex["targets"] for ex in examples], tf.string,
+                               shape=[len(examples)]),
+        "answers": tf.RaggedTensor.from_row_lengths(
+            tf.constant(flat, tf.string, shape=[len(flat)]),
+            tf.constant([len(g) for g in answers], tf.int64, shape=[len(answers)])),
+    })
+
+
+def _dataset_fn(dataset: str, lang: str):
+    def dataset_fn(split: str, shuffle_files: bool = False, seed: int | None = None):
+        del shuffle_files, seed  # in-memory examples; seqio shuffles examples itself
+        return examples_to_tf(load_examples(dataset, lang, split))
+    return dataset_fn
+
+
+def _text(value) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def postprocessor(dataset: str) -> Callable:
+    """seqio postprocess_fn: decoded text for predictions; all gold answers for QA targets."""
+    def postprocess(output, example=None, is_target=False):
+        if is_target and dataset in QA_DATASETS and example is not None and "answers" in example:
+            return [_text(a) for a in example["answers"]]
+        return _text(output).strip()
+    return postprocess
+
+
+# ---------------------------------------------------------------------------------------------
+# registration
+
+
+def task_name(dataset: str, lang: str) -> str:
+    return f"{dataset}.{sources.check_language(dataset, lang)}"
+
+
+def register_examples_task(name: str, dataset: str, examples_by_split: Callable[[str], Sequence[dict]],
+                           splits: Sequence[str]) -> str:
+    """Registers (once) a task over in-memory examples with `dataset`'s format and metrics."""
+    if name in seqio.TaskRegistry.names():
+        return name
+
+    def dataset_fn(split: str, shuffle_files: bool = False, seed: int | None = None):
+        del shuffle_files, seed
+        return examples_to_tf(examples_by_split(split))
+
+    _add_task(name, dataset, seqio.FunctionDataSource(dataset_fn, splits=list(splits)))
+    return name
+
+
+def _add_task(name: str, dataset: str, source: seqio.DataSource) -> None:
+    seqio.TaskRegistry.add(
+        name,
+        source=source,
+        preprocessors=[seqio.preprocessors.tokenize, seqio.CacheDatasetPlaceholder(),
+                       seqio.preprocessors.append_eos_after_trim],
+        output_features=output_features(),
+        postprocess_fn=postprocessor(dataset),
+        metric_fns=[metrics.METRIC_FNS[dataset]],
+    )
+
+
+def register_task(dataset: str, lang: str) -> str:
+    """Registers `"{dataset}.{lang}"` (idempotent) and returns its name."""
+    lang = sources.check_language(dataset, lang)
+    name = f"{dataset}.{lang}"
+    if name not in seqio.TaskRegistry.names():
+        spec = sources.get_spec(dataset)
+        _add_task(name, dataset, seqio.FunctionDataSource(_dataset_fn(dataset, lang),
+                                                          splits=list(spec.splits)))
+    return name
+
+
+def register_all() -> list[str]:
+    names = [register_task(dataset, lang)
+             for dataset, spec in sources.DATASETS.items() for lang in spec.languages]
+    from jaxlt.data import span_corruption
+
+    names += [span_corruption.register_span_corruption_task(dataset, lang)
+              for dataset, spec in sources.DATASETS.items() for lang in spec.languages]
+    return names
+
+
+def registered_tasks(dataset: str | None = None) -> list[str]:
+    """Names of the registered per-language tasks, optionally of one dataset."""
+    datasets = [dataset] if dataset else list(sources.DATASETS)
+    return [f"{d}.{lang}" for d in datasets for lang in sources.get_spec(d).languages
+            if f"{d}.{lang}" in seqio.TaskRegistry.names()]
+
+
+TASK_NAMES = register_all()
