@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 
 from jaxlt.gin_flags import add_gin_arguments, parse_gin, split_gin_bindings
@@ -29,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num_workers", type=int, default=None, help="workers in all (default $SLURM_ARRAY_TASK_COUNT or 1)")
     p.add_argument("--list_cells", action="store_true", help="with --dry_run: print every cell id")
     p.add_argument("--no_progress", action="store_true", help="no progress bar")
+    p.add_argument("--verbose", action="store_true", help="also show orbax/seqio (absl) logs")
     add_gin_arguments(p)
     return p
 
@@ -50,6 +52,8 @@ def _main(argv: list[str]) -> int:
     bindings, rest = split_gin_bindings(argv)
     args = build_parser().parse_args(rest)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # orbax and seqio log every save and pipeline at INFO/WARNING through absl: keep the grid's own lines.
+    logging.getLogger("absl").setLevel(logging.INFO if args.verbose else logging.ERROR)
     if not args.gin_file and not bindings:
         print("jaxlt grid: give a grid with --gin_file (e.g. runs/grid_tiny.gin)", file=sys.stderr)
         return 2
@@ -57,7 +61,7 @@ def _main(argv: list[str]) -> int:
     from jaxlt.grid.runner import GridRunner
     from jaxlt.grid.store import ResultsStore
 
-    parse_gin(args.gin_file, bindings, args.gin_search_paths)
+    parse_grid_gin(args.gin_file, bindings, args.gin_search_paths)
     spec, settings = configurables.from_gin()
     worker_index, num_workers = partition.worker_from_env(args.worker_index, args.num_workers)
     if not args.results_dir:
@@ -76,6 +80,41 @@ def _main(argv: list[str]) -> int:
         return 0
     runner.run()
     return 0
+
+
+def parse_grid_gin(gin_files, bindings, search_paths) -> None:
+    """Parses gin after importing the modules whose configurables the chosen executor reads.
+
+    Gin refuses bindings to configurables that are not imported yet, and the Trainer
+    executor's modules (TensorFlow, JAX) are slow to import, so a first lenient pass
+    reads `grid_settings.executor` and the heavy modules are imported only when needed.
+    """
+    import gin
+
+    from jaxlt.gin_flags import GIN_ROOT
+    from jaxlt.grid import configurables
+
+    paths = [p for p in search_paths.split(",") if p] if isinstance(search_paths, str) else list(search_paths)
+    for path in [*paths, GIN_ROOT, os.getcwd()]:
+        gin.add_config_file_search_path(path)
+    gin.parse_config_files_and_bindings(list(gin_files), list(bindings), skip_unknown=True, finalize_config=False)
+    try:
+        executor = gin.query_parameter("grid_settings.executor")
+    except ValueError:  # not bound: the default
+        executor = configurables.GridSettings.executor
+    gin.clear_config()
+    if executor != "toy":
+        import_trainer_modules()
+    parse_gin(gin_files, bindings, search_paths)
+
+
+def import_trainer_modules() -> None:
+    """Everything whose gin configurables a Trainer-based grid may bind."""
+    import jaxlt.data.sampling  # noqa: F401
+    import jaxlt.data.sources  # noqa: F401
+    import jaxlt.data.tasks  # noqa: F401
+    import jaxlt.partitioning  # noqa: F401
+    import jaxlt.train.optimizer  # noqa: F401
 
 
 def make_executor(settings):

@@ -46,8 +46,9 @@ class CellExecutor(Protocol):
 
     def has_checkpoint(self, checkpoint_dir: str) -> bool: ...
 
-    def evaluate(self, model: Any, task: str, target: str) -> tuple[dict[str, float], Timings]:
-        """Metrics (0-100) of `model` on the target's evaluation set."""
+    def evaluate(self, model: Any, task: str, target: str) -> tuple[dict[str, float], Timings, dict]:
+        """Metrics (0-100) of `model` on the target's evaluation set, timings, and details
+        for the record (number of examples, a digest of the predictions)."""
 
     def train_fewshot(self, cell: Cell, source_model: Any | None) -> tuple[Any, Timings]:
         """Sequential: continues from `source_model`; joint: trains the source + n-target

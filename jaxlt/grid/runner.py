@@ -156,7 +156,7 @@ class GridRunner:
             bar.set_postfix_str(cell.key)
             t0 = time.perf_counter()
             if cell.zero_shot:
-                metrics, eval_t = self.executor.evaluate(source_model, cell.task, cell.target)
+                metrics, eval_t, details = self.executor.evaluate(source_model, cell.task, cell.target)
                 train_t, checkpoint = Timings(**marker["timings"]), marker["checkpoint"]
                 # The source fine-tune is shared by all zero-shot cells: its cost is reported once per
                 # cell under source_* and the cell's own wall time is its evaluation.
@@ -167,14 +167,15 @@ class GridRunner:
             else:
                 model, train_t = self.executor.train_fewshot(
                     cell, source_model if cell.strategy == "sequential" else None)
-                metrics, eval_t = self.executor.evaluate(model, cell.task, cell.target)
+                metrics, eval_t, details = self.executor.evaluate(model, cell.task, cell.target)
                 checkpoint = marker["checkpoint"] if cell.strategy == "sequential" else None
                 timings = {"steps": train_t.steps, "wall_seconds": time.perf_counter() - t0,
                            "compile_seconds": train_t.compile_seconds + eval_t.compile_seconds,
                            "train_seconds": train_t.train_seconds, "eval_seconds": eval_t.eval_seconds}
                 del model
             record = {"cell_id": cell.cell_id(self.hash), **cell.fields(), "model": self.spec.model,
-                      "metrics": {k: float(v) for k, v in metrics.items()}, "checkpoint": checkpoint,
+                      "metrics": {k: float(v) for k, v in metrics.items()}, "eval_details": details,
+                      "checkpoint": checkpoint,
                       "timings": timings, "config_hash": self.hash,
                       "worker": f"{self.worker_index}/{self.num_workers}"}
             self.store.write_record(cell, record)

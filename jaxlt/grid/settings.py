@@ -35,7 +35,9 @@ class GridSettings:
     max_eval_examples: int = 0  # 0 = the whole split
     max_decode_length: int = 16
     rank_classification: bool = False
-    mesh_shape: tuple[int, ...] = ()  # () = all devices on the data axis
+    # How many source training examples: 0 = the paper's size for the dataset
+    # (jaxlt.data.sampling.source_sizes), -1 = the whole train split.
+    source_size: int = 0
     toy_step_seconds: float = 0.0  # toy executor only: simulated work per step
 
     def __post_init__(self):
@@ -45,17 +47,15 @@ class GridSettings:
                      "eval_batch_size", "max_decode_length"):
             if int(getattr(self, name)) <= 0:
                 raise ValueError(f"grid setting {name} must be positive, got {getattr(self, name)}")
-        object.__setattr__(self, "mesh_shape", tuple(int(x) for x in self.mesh_shape))
 
     def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["mesh_shape"] = list(self.mesh_shape)
-        return d
+        return dataclasses.asdict(self)
 
     def hashed_dict(self) -> dict:
-        """What identifies results: everything but pure speed knobs (mesh layout, eval batch size)."""
+        """What identifies results: everything but pure speed knobs. The mesh and sharding rules
+        (gin/hardware) are not settings at all: they change speed, not results."""
         d = self.to_dict()
-        for speed_only in ("mesh_shape", "eval_batch_size", "toy_step_seconds"):
+        for speed_only in ("eval_batch_size", "toy_step_seconds"):
             d.pop(speed_only)
         return d
 

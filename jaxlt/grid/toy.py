@@ -117,4 +117,4 @@ class ToyExecutor:
         x, y = self._eval_cache[task, target]
         accuracy = 100.0 * float(np.mean((x @ model > 0) == (y > 0.5)))
         dt = time.perf_counter() - t0
-        return {"accuracy": accuracy}, Timings(wall_seconds=dt, eval_seconds=dt)
+        return {"accuracy": accuracy}, Timings(wall_seconds=dt, eval_seconds=dt), {"examples": len(y)}
