@@ -7,7 +7,21 @@ import math
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
-from statsmodels.stats.multitest import multipletests
+
+
+def holm(p_values) -> np.ndarray:
+    """Holm-Bonferroni adjusted p-values (step-down, monotone, capped at 1)."""
+    p = np.asarray(p_values, float)
+    order = np.argsort(p)
+    m = len(p)
+    adjusted = np.maximum.accumulate((m - np.arange(m)) * p[order])
+    out = np.empty(m)
+    out[order] = np.minimum(adjusted, 1.0)
+    return out
+
+
+def benjamini_hochberg(p_values) -> np.ndarray:
+    return sps.false_discovery_control(np.asarray(p_values, float), method="bh")
 
 
 def _pearson_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -98,14 +112,14 @@ def bivariate(
             block.append(row)
         block = pd.DataFrame(block)
         tested = block["pearson_p"].notna()
-        for method, column in (("holm", "pearson_p_holm"), ("fdr_bh", "pearson_p_fdr_bh")):
+        for method, column in ((holm, "pearson_p_holm"), (benjamini_hochberg, "pearson_p_fdr_bh")):
             block[column] = np.nan
             if tested.any():
-                block.loc[tested, column] = multipletests(block.loc[tested, "pearson_p"], method=method)[1]
+                block.loc[tested, column] = method(block.loc[tested, "pearson_p"].to_numpy())
         block["permutation_p_holm"] = np.nan
         ptested = block["permutation_p"].notna()
         if ptested.any():
-            block.loc[ptested, "permutation_p_holm"] = multipletests(block.loc[ptested, "permutation_p"], method="holm")[1]
+            block.loc[ptested, "permutation_p_holm"] = holm(block.loc[ptested, "permutation_p"].to_numpy())
         rows.append(block)
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
 

@@ -16,7 +16,6 @@ from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.feature_selection import RFE
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import Lasso
-from sklearn.metrics import ndcg_score
 from sklearn.model_selection import LeaveOneGroupOut
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MinMaxScaler
@@ -66,27 +65,53 @@ class TransferRegressor(RegressorMixin, BaseEstimator):
         return pd.Series(self.pipeline_.predict(X[columns].to_numpy(float)), index=X.index, name="predicted")
 
 
-def _best_sources(group: pd.DataFrame, column: str) -> set[str]:
-    best = group[column].max()
-    return set(group.loc[np.isclose(group[column], best), "source"])
+def dcg_at_k(relevance: np.ndarray, score: np.ndarray, k: int) -> float:
+    """DCG@k of items ranked by ``score``; tied scores share the mean gain of their positions
+    (the tie-averaged DCG of McSherry & Najork 2008, as scikit-learn's ndcg_score)."""
+    order = np.argsort(-score, kind="stable")
+    relevance, score = relevance[order], score[order]
+    discount = np.zeros(len(score))
+    discount[: min(k, len(score))] = 1.0 / np.log2(np.arange(min(k, len(score))) + 2)
+    total, start = 0.0, 0
+    while start < len(score):
+        end = start + 1
+        while end < len(score) and score[end] == score[start]:
+            end += 1
+        total += relevance[start:end].mean() * discount[start:end].sum()
+        start = end
+    return float(total)
+
+
+def ndcg_at_k(relevance: np.ndarray, score: np.ndarray, k: int = 3) -> float:
+    relevance, score = np.asarray(relevance, float), np.asarray(score, float)
+    ideal = dcg_at_k(relevance, relevance, k)
+    return dcg_at_k(relevance, score, k) / ideal if ideal > 0 else 0.0
 
 
 def ranking_metrics(predictions: pd.DataFrame, score: str = "predicted", truth: str = "observed",
-                    by: tuple[str, ...] = ("target", "n_target")) -> dict:
-    """Top-1 best-source accuracy and mean NDCG@3 over (target, n) groups.
+                    by: tuple[str, ...] = ("target", "n_target"), k: int = 3) -> dict:
+    """Top-1 best-source accuracy and mean NDCG@k over (target, n) groups.
 
     Top-1 counts a hit when the top predicted source is among the observed best (ties).
-    NDCG@3 uses the observed scores (0-100) as graded relevance.
+    NDCG@k uses the observed scores (0-100) as graded relevance.
     """
+    codes = predictions.groupby(list(by), sort=True).ngroup().to_numpy()
+    y = predictions[truth].to_numpy(float)
+    s = predictions[score].to_numpy(float)
     hits, ndcgs = [], []
-    for _, group in predictions.groupby(list(by), sort=True):
-        if len(group) < 2 or group[score].isna().all():
+    for code in np.unique(codes):
+        rows = codes == code
+        yg, sg = y[rows], s[rows]
+        if len(yg) < 2 or np.isnan(sg).all():
             continue
-        ranked = group.sort_values(score, ascending=False, kind="stable")
-        hits.append(ranked["source"].iloc[0] in _best_sources(group, truth))
-        ndcgs.append(ndcg_score(group[[truth]].to_numpy().T, group[[score]].to_numpy().T, k=3))
+        top = np.argmax(sg)  # first of tied maxima, i.e. data order
+        hits.append(bool(np.isclose(yg[top], yg.max())))
+        ndcgs.append(ndcg_at_k(yg, sg, k))
     return {"top1_accuracy": float(np.mean(hits)) if hits else np.nan,
-            "ndcg@3": float(np.mean(ndcgs)) if ndcgs else np.nan, "n_rankings": len(hits)}
+            f"ndcg@{k}": float(np.mean(ndcgs)) if ndcgs else np.nan, "n_rankings": len(hits)}
+
+
+METHODS = ("meta_regression", "training_mean", "source_mean", "always_english", "largest_corpus")
 
 
 def rmse(a, b) -> float:
@@ -107,7 +132,7 @@ def loto_cross_validate(frame: pd.DataFrame, features: list[str], y: str = "S_T"
     frame = frame.reset_index(drop=True)
     out = frame[["task", "model", "source", "target", "n_target"]].copy()
     out["observed"] = frame[y].to_numpy(float)
-    for method in ("model", "training_mean", "source_mean", "always_english", "largest_corpus"):
+    for method in METHODS:
         out[method] = np.nan
     out["fold"] = ""
     selections = []
@@ -115,7 +140,7 @@ def loto_cross_validate(frame: pd.DataFrame, features: list[str], y: str = "S_T"
         tr, te = frame.iloc[train], frame.iloc[test]
         fitted = clone(estimator).fit(tr[features], tr[y])
         selections.append(fitted.selected_)
-        out.loc[te.index, "model"] = fitted.predict(te[features]).to_numpy()
+        out.loc[te.index, "meta_regression"] = fitted.predict(te[features]).to_numpy()
         out.loc[te.index, "fold"] = te["target"].iloc[0]
         out.loc[te.index, "training_mean"] = tr[y].mean()
         per_source = tr.groupby("source")[y].mean()
@@ -124,9 +149,9 @@ def loto_cross_validate(frame: pd.DataFrame, features: list[str], y: str = "S_T"
     if size_feature in frame.columns:
         out["largest_corpus"] = frame[size_feature].to_numpy(float)
     rows = []
-    for method in ("model", "training_mean", "source_mean", "always_english", "largest_corpus"):
+    for method in METHODS:
         row = {"method": method}
-        if method in ("model", "training_mean", "source_mean"):
+        if method in ("meta_regression", "training_mean", "source_mean"):
             row["rmse_mean_over_folds"] = float(np.mean([rmse(g["observed"], g[method]) for _, g in out.groupby("fold")]))
             row["rmse_pooled"] = rmse(out["observed"], out[method])
         else:

@@ -28,7 +28,10 @@ class SourceRecommender(BaseEstimator):
         self.alpha = alpha
         self.coverage = coverage
 
-    def fit(self, frame: pd.DataFrame, y=None) -> "SourceRecommender":
+    def fit(self, frame: pd.DataFrame, y=None, zero_cv: pd.DataFrame | None = None,
+            alpha_cv: pd.DataFrame | None = None) -> "SourceRecommender":
+        """Fit on one task's analysis frame. ``zero_cv`` / ``alpha_cv``: LOTO predictions already
+        computed with the same settings (from loto_cross_validate / loto_alpha), to avoid refitting."""
         groups = frame[["task", "model"]].drop_duplicates()
         if len(groups) != 1:
             raise ValueError(f"fit one recommender per task and model; got {groups.to_dict('records')}")
@@ -38,8 +41,8 @@ class SourceRecommender(BaseEstimator):
         self.features_ = [f for f in features if zero[f].notna().any()]
         estimator = TransferRegressor(features=self.features_, n_features=self.n_features, alpha=self.alpha)
         self.zero_model_ = estimator.fit(zero, zero["S_T"])
-        predictions, self.cv_metrics_ = loto_cross_validate(zero, self.features_, estimator=estimator)
-        self.zero_halfwidth_ = float(np.quantile(np.abs(predictions["observed"] - predictions["model"]), self.coverage))
+        predictions = zero_cv if zero_cv is not None else loto_cross_validate(zero, self.features_, estimator=estimator)[0]
+        self.zero_halfwidth_ = float(np.quantile(np.abs(predictions["observed"] - predictions["meta_regression"]), self.coverage))
         self.alpha_model_ = None
         self.alpha_halfwidth_ = np.nan
         if (frame["n_target"] > 0).any():
@@ -47,7 +50,8 @@ class SourceRecommender(BaseEstimator):
             if alphas["target"].nunique() >= 2:
                 self.alpha_model_ = TransferRegressor(features=self.features_, n_features=self.n_features,
                                                       alpha=self.alpha).fit(alphas, alphas["alpha"])
-                cv = loto_alpha(frame, alphas, self.features_)[0].drop_duplicates(["source", "target"])
+                cv = alpha_cv if alpha_cv is not None else loto_alpha(frame, alphas, self.features_, estimator=estimator)[0]
+                cv = cv.drop_duplicates(["source", "target"])
                 self.alpha_halfwidth_ = float(np.quantile(np.abs(cv["alpha"] - cv["alpha_predicted"]), self.coverage))
         self.known_ = zero.set_index(KEY)
         self.source_features_ = zero.groupby("source")[["S_S"] + [c for c in zero.columns if c.endswith("_S") and c != "S_S"]].first()
@@ -73,11 +77,14 @@ class SourceRecommender(BaseEstimator):
             rows.append(row)
         frame = pd.DataFrame(rows)
         used = set(self.zero_model_.selected_) | (set(self.alpha_model_.selected_) if self.alpha_model_ else set())
-        lacking = sorted(f for f in used if f not in frame.columns or frame[f].isna().all())
+        fresh = frame["source"].isin(new).to_numpy()
+        lacking = sorted(f for f in used if f not in frame.columns or (f not in _COMPUTABLE and frame.loc[fresh, f].isna().any()))
         if lacking:
             raise ValueError(f"cannot recommend for target {target!r}: the fitted model uses {lacking}, which are not "
                              "available for this target (only typology, SIZE and the sources' in-language scores can be "
-                             "computed for a language outside the results)")
+                             "computed for a pair outside the results)")
+        # Missing values of computable features (sparse WALS) are mean-imputed, as in training; say which.
+        frame["imputed"] = [",".join(f for f in sorted(used) if pd.isna(row[f])) for _, row in frame.iterrows()]
         return frame
 
     def recommend(self, target: str, n: int = 0, sources: list[str] | None = None) -> pd.DataFrame:
@@ -101,6 +108,7 @@ class SourceRecommender(BaseEstimator):
             width = width + self.alpha_halfwidth_ * np.log1p(n)
         out = pd.DataFrame({"source": rows["source"], "source_name": rows["source"].map(languages.name),
                             "predicted": predicted, "lower": predicted - width, "upper": predicted + width})
+        out["imputed"] = rows["imputed"].to_numpy()
         out["observed"] = [self.observed_n_.get((s, target, n), np.nan) for s in out["source"]]
         out = out.sort_values("predicted", ascending=False, kind="stable").reset_index(drop=True)
         out.insert(0, "rank", np.arange(1, len(out) + 1))
@@ -108,4 +116,6 @@ class SourceRecommender(BaseEstimator):
         return out
 
 
-from jaxlt.features.frame import PAPER_FEATURES as _DEFAULT  # noqa: E402  (after the class: frame imports stats)
+from jaxlt.features.frame import PAPER_FEATURES as _DEFAULT, TYPOLOGY_FEATURES  # noqa: E402  (frame imports stats)
+
+_COMPUTABLE = set(TYPOLOGY_FEATURES) | {"S_S", "SIZE_S", "SIZE_T"}

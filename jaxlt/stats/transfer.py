@@ -6,8 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
-from sklearn.linear_model import LinearRegression
-from sklearn.model_selection import LeaveOneOut, cross_val_predict
 
 from jaxlt import languages
 
@@ -39,8 +37,18 @@ def source_ranking(relative: pd.DataFrame) -> pd.DataFrame:
     return table.sort_values(["task", "model", "rank"]).reset_index(drop=True)
 
 
+def loo_predictions(X: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Leave-one-out predictions of least squares with intercept, in closed form:
+    y_hat_(-i) = y_i - e_i / (1 - h_ii), e the residuals and h the hat matrix's diagonal."""
+    design = np.column_stack([np.ones(len(y)), X])
+    pinv = np.linalg.pinv(design)
+    hat = np.einsum("ij,ji->i", design, pinv)
+    residual = y - design @ (pinv @ y)
+    return y - residual / (1.0 - hat)
+
+
 def _loo_scores(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
-    predicted = cross_val_predict(LinearRegression(), X, y, cv=LeaveOneOut())
+    predicted = loo_predictions(X, y)
     return predicted, float(np.mean(np.abs(predicted - y)))
 
 
