@@ -41,12 +41,15 @@ def reassemble(inputs, targets, vocab_size):
 
 
 def test_noise_density_span_length_and_reassembly():
+    corrupt = tf.function(lambda t, s: span_corruption.corrupt(t, s, VOCAB_SIZE),
+                          input_signature=[tf.TensorSpec([None], tf.int32),
+                                           tf.TensorSpec([2, 2], tf.int32)])
     rng = np.random.default_rng(0)
     noise_tokens = total_tokens = num_spans = 0
     for i in range(300):
         length = int(rng.integers(20, 400))
         tokens = rng.integers(3, VOCAB_SIZE - 100, size=length).astype(np.int32)
-        out = span_corruption.corrupt(tf.constant(tokens), tf.constant([[i, 1], [i, 2]]), VOCAB_SIZE)
+        out = corrupt(tf.constant(tokens), tf.constant([[i, 1], [i, 2]]))
         inputs, targets = out["inputs"].numpy(), out["targets"].numpy()
         sentinels_in = inputs[inputs >= VOCAB_SIZE - 100]
         sentinels_out = targets[targets >= VOCAB_SIZE - 100]
