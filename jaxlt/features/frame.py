@@ -133,7 +133,7 @@ def build_frame(
     # text features
     if text_pairs is None:
         for feature in TEXT_FEATURES:
-            ledger.unavailable_feature(feature, "no training text supplied (--text DIR|JSONL or --text-features CSV); "
+            ledger.unavailable_feature(feature, "no training text supplied (--text DIR|JSONL, or LEX/Vr/SENTLEN/MORPH rows in --pair-features); "
                                        "published results ship without text", len(pairs))
             pairs[feature] = np.nan
     else:

@@ -100,7 +100,12 @@ def learning_curves(observed: pd.DataFrame, alphas: pd.DataFrame, title: str, pa
     for ax in axes.flat[len(targets):]:
         ax.axis("off")
     axes[0][0].set_ylabel("S_T")
-    handles, labels = axes.flat[0].get_legend_handles_labels()
+    legend = {}
+    for ax in axes.flat:  # a source may be missing from any one panel (it is never its own target)
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
+    labels = sorted(legend)
+    handles = [legend[label] for label in labels]
     fig.legend(handles, labels, title="source", loc="center right", fontsize=8)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout(rect=(0, 0, 0.9, 0.95))

@@ -119,25 +119,25 @@ def write_report(result: AnalysisResult, out_dir: str | pathlib.Path, *, inputs:
     def link(key: str, alt: str) -> str:
         return f"![{alt}]({figs[key].relative_to(out).as_posix()})\n" if key in figs else ""
 
-    md = [f"# jaxlt analysis report\n",
-          f"Generated {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC} by `jaxlt analyze`.\n",
-          "## Inputs\n", markdown_table(pd.DataFrame({"input": list(inputs), "value": list(inputs.values())})),
+    md = [f"# jaxlt analysis report\n\n",
+          f"Generated {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC} by `jaxlt analyze`.\n\n",
+          "## Inputs\n\n", markdown_table(pd.DataFrame({"input": list(inputs), "value": list(inputs.values())})),
           "\n", markdown_table(frame.groupby(["task", "model"]).agg(
               pairs=("S_T", "size"), sources=("source", "nunique"), targets=("target", "nunique"),
               n_values=("n_target", lambda n: ", ".join(map(str, sorted(set(n)))))).reset_index()),
           f"\nRegression features: `{', '.join(result.options['features'])}`; RFE keeps {result.options['n_features']}; "
           f"Lasso alpha {result.options['lasso_alpha']}; {result.options['n_permutations']} language permutations.\n",
-          "## Exclusions and unavailable features\n",
+          "\n## Exclusions and unavailable features\n\n",
           "Nothing is dropped silently: every row left out and every feature that could not be computed is listed "
           "here with its count and reason (also in `tables/ledger.csv`).\n\n"]
     md.append(markdown_table(tables["ledger"]) if not tables["ledger"].empty else "_None._\n")
-    md += ["\n## Bivariate correlations with the transfer gap S_T - S_S (zero-shot; paper Table 1)\n",
+    md += ["\n## Bivariate correlations with the transfer gap S_T - S_S (zero-shot; paper Table 1)\n\n",
            "Pearson r x 100; `*` two-tailed p <= 0.05 (uncorrected, as the paper). `tables/correlations.csv` adds "
            "Spearman, a language-permutation p-value (one permutation of language labels applied to sources and targets "
            "alike, since pairs share languages), and Holm / Benjamini-Hochberg corrections.\n\n",
            markdown_table(_correlation_table(tables["correlations"])) if not tables["correlations"].empty else "",
            "\n", link("correlations", "correlation map"),
-           "\n## Correlation of S_T with transformations of n (paper Table 2)\n",
+           "\n## Correlation of S_T with transformations of n (paper Table 2)\n\n",
            "log and log2 differ by a constant factor, so their Pearson r are equal by construction; with two distinct n "
            "(the published data: 0 and 100) every transformation gives the same r.\n\n"]
     nt = tables["n_transformations"]
@@ -145,7 +145,7 @@ def write_report(result: AnalysisResult, out_dir: str | pathlib.Path, *, inputs:
         md.append(markdown_table(nt.assign(column=nt["task"] + " / " + nt["model"]).pivot_table(
             index="transform", columns="column", values="pearson_r", aggfunc="first").reindex(list(dict.fromkeys(nt["transform"]))).reset_index()))
         md.append("\n" + markdown_table(nt.groupby(["task", "model"])["distinct_n"].first().reset_index()))
-    md += ["\n## Zero-shot meta-regression (paper Table 3a)\n",
+    md += ["\n## Zero-shot meta-regression (paper Table 3a)\n\n",
            "Leave-one-target-language-out cross-validation; imputation and [0, 1] scaling fitted inside each training fold; "
            "Lasso with recursive feature elimination. RMSE is the mean over target folds (as the paper) and pooled; "
            "top-1 is the share of targets whose best observed source is ranked first; NDCG@3 grades the ranking of sources "
@@ -165,7 +165,7 @@ def write_report(result: AnalysisResult, out_dir: str | pathlib.Path, *, inputs:
         md += [f"**{name}** (R² = {sub['r2'].iloc[0]:.2f}, n = {sub['n'].iloc[0]}): `{eq}`\n\n",
                markdown_table(sub[["term", "coef", "std_err", "t", "p_value", "ci_low", "ci_high"]]), "\n",
                link(f"coef:{name}", f"coefficients {name}"), "\n"]
-    md.append("## n-shot model S_T = S_T(0) + alpha log(n+1) (paper Table 3b, Figure 1)\n\n")
+    md.append("\n## n-shot model S_T = S_T(0) + alpha log(n+1) (paper Table 3b, Figure 1)\n\n\n")
     ns = tables["nshot_cv"]
     if ns.empty:
         md.append("_No task has n > 0 results for at least three targets._\n")
@@ -174,14 +174,14 @@ def write_report(result: AnalysisResult, out_dir: str | pathlib.Path, *, inputs:
                "target out. `rmse_S_T` rebuilds S_T(n) from the observed S_T(0) and the predicted alpha.\n\n", markdown_table(ns), "\n"]
         for name in result.equations:
             md.append(link(f"curves:{name}", f"learning curves {name}"))
-    md.append("\n## Observed and predicted scores (paper Figures 3-8)\n\n")
+    md.append("\n## Observed and predicted scores (paper Figures 3-8)\n\n\n")
     for key in sorted(k for k in figs if k.startswith("heatmap:")):
         md.append(link(key, key) + "\n")
-    md += ["## Related analyses\n\n### Relative zero-shot ability and source ranking\n\n",
+    md += ["\n## Related analyses\n\n### Relative zero-shot ability and source ranking\n\n\n",
            "Z(S->T) = E(M_S, T) / E(M_T, T) (zero-shot score over the target's in-language score); advantage over English "
            "= S_T(S) - S_T(en). Mean over targets, per target script group, ranked by mean Z.\n\n",
            markdown_table(tables["source_ranking"]),
-           "\n### Greedy forward feature selection (leave-one-out linear regression)\n\n",
+           "\n### Greedy forward feature selection (leave-one-out linear regression)\n\n\n",
            "Adds the feature that most lowers leave-one-out MAE, until none does.\n\n",
            markdown_table(tables["greedy_selection"]) if not tables["greedy_selection"].empty else "_(none)_\n",
            "\n## Recommended sources\n\nTop 3 predicted sources per target (zero-shot) with a "
@@ -194,7 +194,7 @@ def write_report(result: AnalysisResult, out_dir: str | pathlib.Path, *, inputs:
             rec_rows.append({"task/model": name, "target": target, "recommended": ", ".join(
                 f"{s} {p:.1f} [{lo:.1f}, {hi:.1f}]" for s, p, lo, hi in zip(top["source"], top["predicted"], top["lower"], top["upper"]))})
     md.append(markdown_table(pd.DataFrame(rec_rows)))
-    md.append("\n## Files\n\n- `tables/*.csv`: every table above, and `analysis_frame.csv` (scores joined with features)\n"
+    md.append("\n## Files\n\n- `tables/*.csv`: every table above, and `analysis_frame.csv` (scores joined with features)\n\n"
               "- `figures/*.png`\n- `models/*.joblib`: fitted `SourceRecommender`s (`jaxlt recommend --fitted PATH`)\n")
     path = out / "report.md"
     atomic_write_text(path, "".join(md))

@@ -92,7 +92,8 @@ def ranking_metrics(predictions: pd.DataFrame, score: str = "predicted", truth: 
                     by: tuple[str, ...] = ("target", "n_target"), k: int = 3) -> dict:
     """Top-1 best-source accuracy and mean NDCG@k over (target, n) groups.
 
-    Top-1 counts a hit when the top predicted source is among the observed best (ties).
+    Top-1: share of groups whose top predicted source is an observed best; when several
+    sources tie for the top prediction, the hit counts as the fraction of them that are best.
     NDCG@k uses the observed scores (0-100) as graded relevance.
     """
     codes = predictions.groupby(list(by), sort=True).ngroup().to_numpy()
@@ -104,8 +105,9 @@ def ranking_metrics(predictions: pd.DataFrame, score: str = "predicted", truth: 
         yg, sg = y[rows], s[rows]
         if len(yg) < 2 or np.isnan(sg).all():
             continue
-        top = np.argmax(sg)  # first of tied maxima, i.e. data order
-        hits.append(bool(np.isclose(yg[top], yg.max())))
+        # Tied top predictions count as a random pick among them (expected hit rate).
+        top = np.isclose(sg, np.nanmax(sg))
+        hits.append(float(np.mean(np.isclose(yg[top], yg.max()))))
         ndcgs.append(ndcg_at_k(yg, sg, k))
     return {"top1_accuracy": float(np.mean(hits)) if hits else np.nan,
             f"ndcg@{k}": float(np.mean(ndcgs)) if ndcgs else np.nan, "n_rankings": len(hits)}
