@@ -1,0 +1,67 @@
+"""SYNT / PHONO (WALS intersection over union) and lang2vec similarities."""
+import warnings
+
+import numpy as np
+import pytest
+from scipy.spatial.distance import cosine as scipy_cosine
+
+from jaxlt import languages
+from jaxlt.features import typology
+
+nan = np.nan
+
+
+def test_iou_paper_example():
+    # Japanese: GENITIVE-NOUN and SOV; French: GENITIVE-NOUN and SVO -> 1 shared of 3 (paper section 2.1)
+    # columns: GEN-N, SOV, SVO
+    japanese = np.array([1, 1, 0])
+    french = np.array([1, 0, 1])
+    assert typology.wals_iou(japanese, french) == (pytest.approx(1 / 3), 3, 3)
+
+
+def test_iou_ignores_properties_unknown_for_either_language():
+    s = np.array([1, 1, nan, 0, 1])
+    t = np.array([1, 0, 1, nan, nan])
+    iou, shared, union = typology.wals_iou(s, t)
+    assert (iou, shared, union) == (pytest.approx(1 / 2), 2, 2)
+    all_missing = typology.wals_iou(np.array([nan, 1]), np.array([1, nan]))
+    assert np.isnan(all_missing[0]) and all_missing[1:] == (0, 0)
+    with pytest.raises(ValueError, match="differ in shape"):
+        typology.wals_iou(np.zeros(3), np.zeros(4))
+
+
+def test_snapshot_matches_lang2vec_and_features_match_independent_computation():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import lang2vec.lang2vec as l2v
+    codes = ["en", "sw", "fi"]
+    l2v_codes = [languages.lang2vec_code(c) for c in codes]
+    raw = l2v.get_features(l2v_codes, "syntax_wals+phonology_wals", header=True)
+    names = raw["CODE"]
+    for fs in ("syntax_wals", "phonology_wals"):
+        snap = typology.vectors(fs)
+        for code, l2 in zip(codes, l2v_codes):
+            expected = [np.nan if v == "--" else float(v) for n, v in zip(names, raw[l2]) if n in set(snap.columns)]
+            np.testing.assert_array_equal(snap.loc[code].to_numpy(), np.array(expected, dtype=np.float32))
+    pairs = typology.pair_features([("en", "sw"), ("sw", "fi")]).set_index(["source", "target"])
+    # independent SYNT for en->sw straight from lang2vec's strings
+    syn = [n for n in names if n.startswith("S_")]
+    idx = [names.index(n) for n in syn]
+    e, s = [raw["eng"][i] for i in idx], [raw["swh"][i] for i in idx]
+    both = [(a, b) for a, b in zip(e, s) if a != "--" and b != "--"]
+    inter = sum(1 for a, b in both if a == 1.0 and b == 1.0)
+    union = sum(1 for a, b in both if a == 1.0 or b == 1.0)
+    assert pairs.loc[("en", "sw"), "SYNT"] == pytest.approx(inter / union)
+    assert pairs.loc[("en", "sw"), "SYNT_n_shared"] == len(both)
+    knn = typology.vectors("syntax_knn")
+    assert pairs.loc[("sw", "fi"), "cos_syntax"] == pytest.approx(1 - scipy_cosine(knn.loc["sw"], knn.loc["fi"]), rel=1e-6)
+    assert pairs.loc[("sw", "fi"), "dist_syntax"] == pytest.approx(scipy_cosine(knn.loc["sw"], knn.loc["fi"]), rel=1e-6)
+
+
+def test_symmetry_and_unknown_codes():
+    f = typology.pair_features([("en", "ar"), ("ar", "en")])
+    assert f.iloc[0]["SYNT"] == f.iloc[1]["SYNT"]
+    with pytest.raises(languages.UnknownLanguageError):
+        typology.pair_features([("en", "qq")])
+    with pytest.raises(ValueError, match="unknown feature set"):
+        typology.vectors("nope")
