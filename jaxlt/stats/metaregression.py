@@ -47,17 +47,18 @@ class TransferRegressor(RegressorMixin, BaseEstimator):
             raise ValueError(f"feature(s) {all_nan} have no values in the training data; leave them out")
         self.feature_names_in_ = np.array(columns)
         n_keep = min(self.n_features, len(columns))
-        self.pipeline_ = Pipeline([
-            ("impute", SimpleImputer(strategy="mean")),
-            ("scale", MinMaxScaler()),
-            ("rfe", RFE(Lasso(alpha=self.alpha, max_iter=100_000), n_features_to_select=n_keep)),
-        ])
+        lasso = Lasso(alpha=self.alpha, max_iter=100_000)
+        # RFE needs something to eliminate; with no more features than kept, fit the Lasso directly.
+        last = RFE(lasso, n_features_to_select=n_keep) if n_keep < len(columns) else lasso
+        self.pipeline_ = Pipeline([("impute", SimpleImputer(strategy="mean")), ("scale", MinMaxScaler()), ("model", last)])
         self.pipeline_.fit(X[columns].to_numpy(float), np.asarray(y, float))
-        support = self.pipeline_.named_steps["rfe"].support_
-        self.selected_ = [c for c, keep in zip(columns, support) if keep]
-        lasso = self.pipeline_.named_steps["rfe"].estimator_
-        self.coef_ = pd.Series(lasso.coef_, index=self.selected_, name="coef")
-        self.intercept_ = float(lasso.intercept_)
+        if isinstance(last, RFE):
+            self.selected_ = [c for c, keep in zip(columns, last.support_) if keep]
+            fitted = last.estimator_
+        else:
+            self.selected_, fitted = list(columns), last
+        self.coef_ = pd.Series(fitted.coef_, index=self.selected_, name="coef")
+        self.intercept_ = float(fitted.intercept_)
         return self
 
     def predict(self, X: pd.DataFrame) -> pd.Series:

@@ -1,0 +1,130 @@
+"""Meta-regression: RFE with Lasso, LOTO CV, top-1, NDCG@3, baselines, OLS refit, each checked independently."""
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.formula.api as smf
+from sklearn.linear_model import Lasso
+from sklearn.metrics import ndcg_score
+
+from jaxlt.stats import metaregression as mr
+
+CODES = ["en", "de", "fi", "sw", "ar", "ru"]
+
+
+def synthetic(seed=0):
+    rng = np.random.default_rng(seed)
+    rows = []
+    size = dict(zip(CODES, [3.4, 2.5, 1.4, 0.0, 1.8, 2.9]))
+    for s, t in itertools.permutations(CODES, 2):
+        a, b, c, d = rng.uniform(0, 1, 4)
+        rows.append({"task": "t", "model": "m", "source": s, "target": t, "n_target": 0, "A": a, "B": b, "C": c, "D": d,
+                     "SIZE_S": size[s], "S_T": 30 + 20 * a - 10 * b + 2 * c + rng.normal(0, 0.5)})
+    return pd.DataFrame(rows)
+
+
+def manual_rfe(X: pd.DataFrame, y, keep, alpha):
+    """The paper's procedure written out: scale to [0,1], fit Lasso, drop the smallest |coef|, repeat."""
+    cols = list(X.columns)
+    scaled = (X - X.min()) / (X.max() - X.min())
+    while len(cols) > keep:
+        coef = Lasso(alpha=alpha, max_iter=100_000).fit(scaled[cols], y).coef_
+        cols.pop(int(np.argmin(np.abs(coef))))
+    return cols, Lasso(alpha=alpha, max_iter=100_000).fit(scaled[cols], y)
+
+
+def test_rfe_matches_manual_elimination():
+    frame = synthetic()
+    features = ["A", "B", "C", "D"]
+    model = mr.TransferRegressor(features=features, n_features=2, alpha=0.01).fit(frame, frame["S_T"])
+    cols, lasso = manual_rfe(frame[features], frame["S_T"], 2, 0.01)
+    assert model.selected_ == sorted(cols, key=features.index) == ["A", "B"]
+    np.testing.assert_allclose(model.coef_.to_numpy(), lasso.coef_, rtol=1e-6)
+    scaled = (frame[cols] - frame[cols].min()) / (frame[cols].max() - frame[cols].min())
+    np.testing.assert_allclose(model.predict(frame), lasso.predict(scaled), rtol=1e-6)
+    assert isinstance(model.predict(frame), pd.Series)
+
+
+def test_all_nan_feature_is_an_error():
+    frame = synthetic().assign(E=np.nan)
+    with pytest.raises(ValueError, match=r"\['E'\] have no values"):
+        mr.TransferRegressor(features=["A", "E"]).fit(frame, frame["S_T"])
+    with pytest.raises(KeyError, match="not in X"):
+        mr.TransferRegressor(features=["Z"]).fit(frame, frame["S_T"])
+
+
+def test_loto_cv_matches_a_manual_loop_and_scales_inside_folds():
+    frame = synthetic(1)
+    features = ["A", "B", "C", "D", "SIZE_S"]
+    predictions, metrics = mr.loto_cross_validate(frame, features, estimator=mr.TransferRegressor(features=features, n_features=3))
+    errors = []
+    for target in CODES:
+        train, test = frame[frame.target != target], frame[frame.target == target]
+        cols, lasso = manual_rfe(train[features], train["S_T"], 3, 0.01)
+        lo, hi = train[cols].min(), train[cols].max()  # fold-internal scaling
+        predicted = lasso.predict((test[cols] - lo) / (hi - lo))
+        np.testing.assert_allclose(predictions.loc[test.index, "meta_regression"], predicted, rtol=1e-6)
+        errors.append(np.sqrt(np.mean((test["S_T"] - predicted) ** 2)))
+        # baselines: training mean and per-source training mean
+        np.testing.assert_allclose(predictions.loc[test.index, "training_mean"], train["S_T"].mean())
+        per_source = train.groupby("source")["S_T"].mean()
+        np.testing.assert_allclose(predictions.loc[test.index, "source_mean"], test["source"].map(per_source))
+    row = metrics.set_index("method").loc["meta_regression"]
+    assert row["rmse_mean_over_folds"] == pytest.approx(np.mean(errors))
+    assert row["rmse_pooled"] == pytest.approx(np.sqrt(np.mean((predictions["observed"] - predictions["meta_regression"]) ** 2)))
+
+
+def test_ranking_metrics_hand_worked_and_against_sklearn():
+    pred = pd.DataFrame({
+        "target": ["x"] * 4 + ["y"] * 3, "n_target": 0,
+        "source": ["a", "b", "c", "d", "a", "b", "c"],
+        "observed": [10.0, 40.0, 30.0, 20.0, 5.0, 5.0, 1.0],
+        "predicted": [4.0, 3.0, 2.0, 1.0, 0.0, 2.0, 1.0],
+    })
+    out = mr.ranking_metrics(pred)
+    # x: predicted top is a (observed 10, not best 40) -> miss; y: predicted top b, observed best a and b tie -> hit
+    assert out["top1_accuracy"] == pytest.approx(0.5)
+    # NDCG@3 for x by hand: ranking a, b, c -> DCG = 10 + 40/log2(3) + 30/2; ideal b, c, d -> 40 + 30/log2(3) + 20/2
+    dcg = 10 + 40 / np.log2(3) + 30 / 2
+    ideal = 40 + 30 / np.log2(3) + 20 / 2
+    ndcg_y = ndcg_score([[5.0, 5.0, 1.0]], [[0.0, 2.0, 1.0]], k=3)
+    assert out["ndcg@3"] == pytest.approx((dcg / ideal + ndcg_y) / 2)
+    # ties in the prediction: tie-averaged like scikit-learn
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        rel, score = rng.integers(0, 50, 6).astype(float), rng.integers(0, 3, 6).astype(float)
+        assert mr.ndcg_at_k(rel, score, 3) == pytest.approx(ndcg_score([rel], [score], k=3))
+
+
+def test_tied_top_prediction_counts_expected_hit():
+    pred = pd.DataFrame({"target": "x", "n_target": 0, "source": list("abcd"),
+                         "observed": [1.0, 9.0, 3.0, 2.0], "predicted": [5.0, 5.0, 5.0, 5.0]})
+    assert mr.ranking_metrics(pred)["top1_accuracy"] == pytest.approx(0.25)
+
+
+def test_english_and_corpus_baselines():
+    frame = synthetic(2)
+    predictions, metrics = mr.loto_cross_validate(frame, ["A", "B"])
+    m = metrics.set_index("method")
+    best = frame.loc[frame.groupby("target")["S_T"].idxmax(), ["target", "source"]].set_index("target")["source"]
+    # for target en every source ties at 0: a random pick among 5 hits with probability 1/5
+    expected = [1 / 5 if t == "en" else float(b == "en") for t, b in best.items()]
+    assert m.loc["always_english", "top1_accuracy"] == pytest.approx(np.mean(expected))
+    largest = frame.loc[frame.groupby("target")["SIZE_S"].idxmax(), ["target", "source"]].set_index("target")["source"]
+    assert m.loc["largest_corpus", "top1_accuracy"] == pytest.approx(np.mean(best == largest))
+    assert np.isnan(m.loc["always_english", "rmse_pooled"])
+
+
+def test_refit_ols_matches_statsmodels_formula_on_scaled_data():
+    frame = synthetic(3)
+    table = mr.refit_ols(frame, ["A", "B"]).set_index("term")
+    scaled = frame.assign(A=(frame.A - frame.A.min()) / (frame.A.max() - frame.A.min()),
+                          B=(frame.B - frame.B.min()) / (frame.B.max() - frame.B.min()))
+    reference = smf.ols("S_T ~ A + B", data=scaled).fit()
+    for term, ref in (("const", "Intercept"), ("A", "A"), ("B", "B")):
+        assert table.loc[term, "coef"] == pytest.approx(reference.params[ref])
+        assert table.loc[term, "std_err"] == pytest.approx(reference.bse[ref])
+        assert table.loc[term, "p_value"] == pytest.approx(reference.pvalues[ref], rel=1e-6, abs=1e-300)
+    eq = mr.equation(table.reset_index())
+    assert eq.startswith(f"S_T(0) = {reference.params['Intercept']:.2f} + ") and " A " in eq + " "
