@@ -7,8 +7,8 @@ Efficiency, by construction:
 * a source checkpoint is read at most once per process (the runner keeps the model);
 * evaluation sets are tokenised and padded once per (task, target) and cached.
 
-Data comes from the data engineer's seqio tasks: source and n-shot sets from
-`jaxlt.data.sampling`, registered as seqio tasks and batched with seqio's
+Data comes from the data engineer's seqio mixtures (`jaxlt.data.mixtures`: source
+subset, nested n-shot set, joint mixture), batched with seqio's
 `EncDecFeatureConverter`; metrics are the tasks' metric functions.
 """
 
@@ -92,47 +92,40 @@ class TrainerExecutor:
         directory = sources.get_data_dir()
         return sources.local_languages(task, directory) if directory else spec.languages
 
-    def _source_examples(self, task: str, source: str, seed: int):
-        from jaxlt.data import sampling
+    def _source_size(self, task: str, source: str) -> int | None:
+        from jaxlt.data.examples import load_examples
 
         size = self.settings.source_size
         if size == -1:
-            return sampling.source_examples(task, source, seed, None, use_default_size=False)
-        return sampling.source_examples(task, source, seed, size or None)
+            return len(load_examples(task, source, "train"))
+        return size or None  # None: the paper's size for the dataset
 
-    def _nshot_examples(self, cell: Cell):
-        from jaxlt.data import sampling
+    def _mixture(self, cell: Cell) -> str:
+        """The data engineer's seqio mixture for a cell (zero-shot = the source set alone)."""
+        from jaxlt.data import mixtures
 
-        return sampling.nshot_examples(cell.task, cell.target, cell.n, cell.seed, cell.sampling)
+        return mixtures.register_mixture(
+            cell.task, cell.source, cell.target, cell.n, cell.seed, cell.strategy,
+            cell.sampling or "random", source_size=self._source_size(cell.task, cell.source))
 
-    def _batches(self, name: str, task: str, examples, seed: int):
-        """Endless shuffled batches of `examples` through seqio (a task registered once per example set)."""
+    def _batches(self, mixture: str, seed: int):
+        """Endless shuffled batches of a seqio mixture, as EncDecFeatureConverter lays them out."""
         import seqio
 
-        from jaxlt.data.tasks import register_examples_task
-
-        examples = list(examples)
-        register_examples_task(name, task, lambda split: examples, ["train"])
-        ds = seqio.get_mixture_or_task(name).get_dataset(
+        ds = seqio.get_mixture_or_task(mixture).get_dataset(
             self.lengths, split="train", shuffle=True, seed=seed, num_epochs=None, use_cached=False)
         ds = seqio.EncDecFeatureConverter(pack=False)(ds, self.lengths)
         return ds.batch(self.settings.batch_size, drop_remainder=True).as_numpy_iterator()
 
     def prepare(self, cells: list[Cell]) -> None:
-        """Reads every data set the cells need, so a missing file or a too-small pool fails now."""
+        """Registers every mixture and reads every evaluation set the cells need, so a missing
+        file or a too-small n-shot pool fails now, before any training."""
         from jaxlt.data.examples import load_examples
 
         for task, target in sorted({(c.task, c.target) for c in cells}):
             load_examples(task, target, self.settings.eval_split)
-        for task, source, seed in sorted({(c.task, c.source, c.seed) for c in cells}):
-            self._source_examples(task, source, seed)
-        biggest: dict = {}
-        for c in cells:
-            if not c.zero_shot:
-                key = (c.task, c.target, c.seed, c.sampling)
-                biggest[key] = max(biggest.get(key, c), c, key=lambda x: x.n)
-        for c in biggest.values():
-            self._nshot_examples(c)
+        for cell in cells:
+            self._mixture(cell)
 
     # ---- training
     def _train(self, params, batches, steps: int, seed: int, checkpointer=None):
@@ -149,9 +142,8 @@ class TrainerExecutor:
         from jaxlt.train.checkpointing import Checkpointer
 
         t0 = time.perf_counter()
-        examples = self._source_examples(run.task, run.source, run.seed)
-        batches = self._batches(f"grid.source.{run.task}.{run.source}.seed{run.seed}.size{len(examples)}",
-                                run.task, examples, run.seed)
+        batches = self._batches(self._mixture(Cell(run.task, run.source, run.seed, run.source, 0, "zero_shot", "")),
+                                run.seed)
         with Checkpointer(checkpoint_dir, self.config, self.spm_path, keep_last=1, keep_best=0,
                           async_save=False) as ckpt:
             state, timings = self._train(self.pretrained, batches, self.settings.source_steps, run.seed, ckpt)
@@ -177,16 +169,11 @@ class TrainerExecutor:
 
     def train_fewshot(self, cell: Cell, source_model):
         t0 = time.perf_counter()
-        target = self._nshot_examples(cell)
-        if cell.strategy == "sequential":
-            name = f"grid.nshot.{cell.task}.{cell.target}.n{cell.n}.seed{cell.seed}.{cell.sampling}"
-            start, examples, steps = source_model, target, self.settings.fewshot_steps
+        if cell.strategy == "sequential":  # continue from the source model on the n-shot set
+            start, steps = source_model, self.settings.fewshot_steps
         else:  # joint: source + n target examples from the pre-trained model, for the source budget
-            source = self._source_examples(cell.task, cell.source, cell.seed)
-            name = (f"grid.joint.{cell.task}.{cell.source}.size{len(source)}.{cell.target}.n{cell.n}"
-                    f".seed{cell.seed}.{cell.sampling}")
-            start, examples, steps = self.pretrained, list(source) + list(target), self.settings.source_steps
-        state, timings = self._train(start, self._batches(name, cell.task, examples, cell.seed), steps, cell.seed)
+            start, steps = self.pretrained, self.settings.source_steps
+        state, timings = self._train(start, self._batches(self._mixture(cell), cell.seed), steps, cell.seed)
         timings.wall_seconds = time.perf_counter() - t0
         return state.params, timings
 
