@@ -1,0 +1,121 @@
+"""`jaxlt analyze` end to end: the bundled published results, user-supplied features, bad input."""
+import itertools
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from jaxlt import cli
+from jaxlt.features import text
+
+
+@pytest.fixture(scope="module")
+def published_report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("published")
+    assert cli.main(["analyze", "--results", "published:muller2022", "--out", str(out), "--permutations", "99"]) == 0
+    return out
+
+
+def test_published_report_is_complete(published_report):
+    out = published_report
+    report = (out / "report.md").read_text()
+    for section in ("Exclusions and unavailable features", "paper Table 1", "paper Table 2", "paper Table 3a",
+                    "paper Figure 2", "paper Table 3b", "paper Figures 3-8", "Relative zero-shot", "Recommended sources"):
+        assert section in report, section
+    # every figure the report links exists and is a PNG
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report)
+    assert len(links) >= 12
+    for link in links:
+        assert (out / link).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", link
+    cv = pd.read_csv(out / "tables" / "metaregression_cv.csv")
+    assert set(cv["task"]) == {"tydiqa", "panx", "xnli", "xnli_new"}
+    assert {"meta_regression", "training_mean", "source_mean", "always_english", "largest_corpus"} <= set(cv["method"])
+    assert list((out / "models").glob("*.joblib"))
+
+
+def test_unavailable_features_are_stated_with_counts(published_report):
+    ledger = pd.read_csv(published_report / "tables" / "ledger.csv")
+    unavailable = ledger[ledger["kind"] == "unavailable"].set_index("what")
+    pairs = len(pd.read_csv(published_report / "tables" / "analysis_frame.csv"))
+    for feature in ("LEX", "Vr", "SENTLEN", "MORPH", "EMB", "LM_L_T", "LM_EM_T"):
+        assert unavailable.loc[feature, "count"] == pairs
+    assert "published results ship without text" in unavailable.loc["LEX", "reason"]
+    assert unavailable.loc["PHONO", "count"] > 0  # WALS has no phonology for Standard Arabic
+    excluded = ledger[ledger["kind"] == "excluded"]
+    assert excluded["count"].sum() == 15  # the n=100 diagonal cells
+    report = (published_report / "report.md").read_text()
+    assert "| unavailable | features | LEX |" in report
+
+
+def test_paper_cells_reproduced_in_the_frame(published_report):
+    frame = pd.read_csv(published_report / "tables" / "analysis_frame.csv")
+    row = frame[(frame.task == "tydiqa") & (frame.source == "en") & (frame.target == "bn") & (frame.n_target == 0)].iloc[0]
+    assert (row["S_T"], row["S_S"], row["S_S_target"]) == (18.1, 60.8, 66.8)
+    assert row["gap"] == pytest.approx(18.1 - 60.8)
+
+
+def _synthetic_results(tmp_path):
+    codes = ["en", "de", "fi", "sw", "ru"]
+    rng = np.random.default_rng(0)
+    rows = []
+    for s, t in itertools.product(codes, codes):
+        for seed in (0, 1):
+            for n in (0, 10, 100):
+                if s == t and n:
+                    continue
+                base = 80 if s == t else 50 + 5 * rng.uniform()
+                rows.append({"task": "xnli", "model": "mt5-small", "source": s, "target": t, "n_target": n, "seed": seed,
+                             "strategy": "zero_shot" if n == 0 else "sequential", "sampling": "random",
+                             "metric": "accuracy", "score": min(100.0, base + 3 * np.log1p(n) + rng.normal())})
+    path = tmp_path / "results.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    corpus = {"en": "the cat sat on the mat", "de": "die katze sass auf der matte", "fi": "kissa istui matolla",
+              "sw": "paka aliketi kwenye mkeka", "ru": "кошка сидела на коврике"}
+    for code, line in corpus.items():
+        text.write_text_dir(tmp_path / "text", "xnli", code, [line, line[::-1]])
+    pd.DataFrame([{"model": "mt5-small", "task": "xnli", "language": c, "feature": f, "value": rng.uniform()}
+                  for c in codes for f in ("LM_L", "LM_EM")]).to_csv(tmp_path / "lang.csv", index=False)
+    np.savez(tmp_path / "centroids.npz", **{f"mt5-small/xnli/{c}": rng.normal(size=8) for c in codes})
+    return path
+
+
+def test_user_supplied_text_and_model_features(tmp_path):
+    results = _synthetic_results(tmp_path)
+    out = tmp_path / "out"
+    assert cli.main(["analyze", "--results", str(results), "--text", str(tmp_path / "text"), "--model-features",
+                     str(tmp_path / "lang.csv"), "--embeddings", str(tmp_path / "centroids.npz"), "--out", str(out),
+                     "--permutations", "20", "--no-models"]) == 0
+    frame = pd.read_csv(out / "tables" / "analysis_frame.csv")
+    for feature in ("LEX", "MORPH", "Vr", "SENTLEN", "EMB", "LM_EM_T", "LM_L_S"):
+        assert frame[feature].notna().all(), feature
+    assert (frame.groupby(["source", "target", "n_target"]).size() == 1).all()  # seeds aggregated
+    ledger = pd.read_csv(out / "tables" / "ledger.csv")
+    assert not set(ledger.loc[ledger.kind == "unavailable", "what"]) & {"LEX", "EMB", "LM_EM_T"}
+    nshot = pd.read_csv(out / "tables" / "nshot_cv.csv")
+    assert len(nshot) == 1
+    corr = pd.read_csv(out / "tables" / "correlations.csv")
+    assert {"LEX", "EMB", "LM_EM_T", "MORPH"} <= set(corr["feature"])
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda f: f.drop(columns=["score"]), "missing required column"),
+    (lambda f: f.assign(target=f["target"].where(f.index != 3, "qq")), "unknown language code"),
+    (lambda f: pd.concat([f, f.iloc[[0]].assign(score=1.0)]), "duplicate cells"),
+])
+def test_bad_input_is_a_clear_error(tmp_path, capsys, edit, message):
+    results = _synthetic_results(tmp_path)
+    edit(pd.read_csv(results)).to_csv(results, index=False)
+    assert cli.main(["analyze", "--results", str(results), "--out", str(tmp_path / "o")]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_nan_scores_are_counted_in_the_report(tmp_path):
+    results = _synthetic_results(tmp_path)
+    frame = pd.read_csv(results)
+    frame.loc[[5, 9], "score"] = np.nan
+    frame.to_csv(results, index=False)
+    assert cli.main(["analyze", "--results", str(results), "--out", str(tmp_path / "o"), "--permutations", "10", "--no-models"]) == 0
+    ledger = pd.read_csv(tmp_path / "o" / "tables" / "ledger.csv")
+    row = ledger[ledger.reason.str.contains("NaN")]
+    assert row["count"].item() == 2 and "line 7" in row["examples"].item()
