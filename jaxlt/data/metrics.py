@@ -6,7 +6,8 @@
 * `squad`: exact match and token F1 with SQuAD v1.1 normalisation, max over the references
   (how XTREME scores TyDiQA-GoldP and XQuAD).
 
-No JAX or TensorFlow here: the analysis stage and `jaxlt metrics` use this module directly.
+This module imports neither JAX nor TensorFlow itself (note: the `jaxlt.data` package
+`__init__` imports TensorFlow to hide accelerators from it).
 """
 
 from __future__ import annotations
