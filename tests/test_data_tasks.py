@@ -184,3 +184,17 @@ def test_tasks_command_reports_split_sizes(capsys):
     assert tasks_command.main(["--tiny", "--dataset", "xquad"]) == 0
     out = capsys.readouterr().out
     assert "xquad.ar     validation=16" in out
+
+
+def test_training_shuffle_is_full_and_seeded():
+    task = seqio.get_mixture_or_task("xnli.ru")
+
+    def order(shuffle, seed):
+        ds = task.get_dataset(LENGTHS, split="train", shuffle=shuffle, seed=seed, num_epochs=1)
+        return [ex["inputs_pretokenized"].decode() for ex in ds.as_numpy_iterator()]
+
+    plain = order(False, None)
+    assert plain == [ex["inputs"] for ex in examples.load_examples("xnli", "ru", "train")]
+    shuffled = order(True, 1)
+    assert shuffled == order(True, 1) != order(True, 2)
+    assert sorted(shuffled) == sorted(plain) and shuffled != plain

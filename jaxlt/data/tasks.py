@@ -145,10 +145,18 @@ def examples_to_tf(examples: Sequence[dict]) -> tf.data.Dataset:
     })
 
 
+def _shuffled(examples: Sequence[dict], shuffle: bool, seed: int | None) -> tf.data.Dataset:
+    # The examples are in memory: a full shuffle (not seqio's 1000-example buffer over file
+    # order) when seqio asks for shuffled "files", reshuffled each epoch.
+    dataset = examples_to_tf(examples)
+    if shuffle and len(examples) > 1:
+        dataset = dataset.shuffle(len(examples), seed=seed, reshuffle_each_iteration=True)
+    return dataset
+
+
 def _dataset_fn(dataset: str, lang: str):
     def dataset_fn(split: str, shuffle_files: bool = False, seed: int | None = None):
-        del shuffle_files, seed  # in-memory examples; seqio shuffles examples itself
-        return examples_to_tf(load_examples(dataset, lang, split))
+        return _shuffled(load_examples(dataset, lang, split), shuffle_files, seed)
     return dataset_fn
 
 
@@ -180,8 +188,7 @@ def register_examples_task(name: str, dataset: str, examples_by_split: Callable[
         return name
 
     def dataset_fn(split: str, shuffle_files: bool = False, seed: int | None = None):
-        del shuffle_files, seed
-        return examples_to_tf(examples_by_split(split))
+        return _shuffled(examples_by_split(split), shuffle_files, seed)
 
     _add_task(name, dataset, seqio.FunctionDataSource(dataset_fn, splits=list(splits)))
     return name
