@@ -17,10 +17,10 @@ import tensorflow as tf
 from jaxlt.data.vocabulary import get_vocabulary
 
 CLASSES = {
-    "animal": ["cat", "dog", "horse", "bird"],
-    "colour": ["red", "blue", "green", "black"],
-    "number": ["one", "two", "three", "four"],
-    "fruit": ["apple", "banana", "lemon", "cherry"],
+    "animal": ["dog"],
+    "colour": ["red"],
+    "number": ["two"],
+    "fruit": ["apple"],
 }
 FILLERS = ["the", "a", "house", "is", "near", "was", "and", "water", "big", "small", "old", "new",
            "of", "in", "we", "they", "see", "saw", "city", "day", "night", "road", "tree", "book"]
@@ -33,7 +33,7 @@ def make_examples(n: int, seed: int) -> list[dict[str, str]]:
     out = []
     for i in range(n):
         label = labels[i % len(labels)]
-        words = rng.sample(FILLERS, rng.randint(3, 7))
+        words = rng.sample(FILLERS, rng.randint(2, 5))
         words.insert(rng.randint(0, len(words)), rng.choice(CLASSES[label]))
         out.append({"inputs": "classify: " + " ".join(words), "targets": label})
     return out
