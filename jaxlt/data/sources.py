@@ -270,7 +270,9 @@ def _read_hub(dataset: str, hub_id: str, config: str, split: str,
     return records
 
 
-@functools.lru_cache(maxsize=64)
+# Raw records are only kept briefly (the examples built from them are cached downstream);
+# a few entries so that TyDiQA's one shared file is read once for all its languages.
+@functools.lru_cache(maxsize=8)
 def _load_config_split(dataset: str, config: str, split: str, directory: str | None
                        ) -> tuple[dict, ...]:
     spec = get_spec(dataset)
@@ -285,7 +287,7 @@ def _load_config_split(dataset: str, config: str, split: str, directory: str | N
     return tuple(records)
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=8)
 def _load_records_cached(dataset: str, lang: str, split: str, directory: str | None
                          ) -> tuple[dict, ...]:
     spec = get_spec(dataset)

@@ -17,10 +17,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import jaxlt.data  # noqa: F401  (hides accelerators from TF before seqio imports it)
+import logging
+
 import seqio
 import tensorflow as tf
 
 from jaxlt.data import sources
+
+logger = logging.getLogger(__name__)
 
 NOISE_DENSITY = 0.15
 MEAN_NOISE_SPAN_LENGTH = 3.0
@@ -142,7 +146,11 @@ def register_text_span_corruption_task(name: str, texts_by_split: Callable[[str]
 
     def dataset_fn(split: str, shuffle_files: bool = False, seed: int | None = None):
         del shuffle_files, seed
-        texts = [t for t in texts_by_split(split)]
+        texts = list(texts_by_split(split))
+        empty = sum(not t.strip() for t in texts)
+        if empty:
+            logger.warning("%s %s: %d of %d texts are empty and give no example", name, split,
+                           empty, len(texts))
         return tf.data.Dataset.from_tensor_slices(
             {"text": tf.constant(texts, tf.string, shape=[len(texts)])})
 

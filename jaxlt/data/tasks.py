@@ -21,7 +21,7 @@ import gin
 import seqio
 import tensorflow as tf
 
-from jaxlt.data import metrics, sources
+from jaxlt.data import metrics, sampling, sources  # noqa: F401  (sampling: gin source_sizes)
 from jaxlt.data.examples import load_examples
 from jaxlt.data.vocabulary import get_vocabulary
 
