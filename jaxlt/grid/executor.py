@@ -29,36 +29,31 @@ from jaxlt.grid.settings import GridSettings
 log = logging.getLogger(__name__)
 
 
-def load_pretrained(settings: GridSettings):
-    """(T5Config, unboxed params, SentencePiece path) of `settings.pretrained`."""
+def load_model(spec: str, init_seed: int = 0, vocabulary: str = ""):
+    """(T5Config, unboxed params, SentencePiece path) for "init:CONFIG_NAME" (a freshly initialised
+    model, seeded) or a checkpoint: Hugging Face directory or hub id, or a jaxlt checkpoint."""
     import jax
     from flax import linen as nn
 
     from jaxlt.data.tasks import TINY_VOCABULARY
     from jaxlt.data.vocabulary import find_sentencepiece_model
 
-    spec = settings.pretrained
     if spec.startswith("init:"):
         from jaxlt.model.config import get_config
         from jaxlt.model.network import init_params
 
         config = get_config(spec[len("init:"):])
-        params = nn.meta.unbox(init_params(config, jax.random.key(settings.init_seed)))
-        spm = settings.vocabulary or TINY_VOCABULARY
-    else:
-        if not os.path.isdir(spec):
-            raise FileNotFoundError(f"pre-trained checkpoint directory {spec!r} does not exist "
-                                    "(grid_settings.pretrained; or use init:CONFIG_NAME)")
-        from jaxlt.train.checkpointing import is_jaxlt_checkpoint, load_inference_params
+        params = nn.meta.unbox(init_params(config, jax.random.key(init_seed)))
+        return config, params, find_sentencepiece_model(vocabulary or TINY_VOCABULARY)
+    from jaxlt.model.loading import load_checkpoint, resolve_checkpoint_path
 
-        if is_jaxlt_checkpoint(spec):
-            config, params = load_inference_params(spec)
-        else:
-            from jaxlt.model.hf_io import load_hf_checkpoint
+    loaded = load_checkpoint(spec)
+    return loaded.config, loaded.params, find_sentencepiece_model(vocabulary or resolve_checkpoint_path(spec))
 
-            config, params = load_hf_checkpoint(spec)
-        spm = settings.vocabulary or find_sentencepiece_model(spec)
-    return config, params, find_sentencepiece_model(spm)
+
+def load_pretrained(settings: GridSettings):
+    """The grid's pre-trained model (`grid_settings.pretrained`)."""
+    return load_model(settings.pretrained, settings.init_seed, settings.vocabulary)
 
 
 class TrainerExecutor:

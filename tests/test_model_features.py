@@ -1,0 +1,131 @@
+"""Model-derived language features against the transformers (PyTorch) mT5 as reference."""
+
+import os
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from model_fixtures import build_torch_model, make_hf_checkpoint  # noqa: E402
+
+from jaxlt.grid.model_features import FeatureSettings, exact_match_rate  # noqa: E402
+
+TINY_DATA = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "jaxlt", "resources", "tiny_data"))
+SETTINGS = FeatureSettings(num_sentences=12, batch_size=8, input_length=96, target_length=48, seed=0)
+LANGS = ["en", "de", "sw"]
+
+
+def test_exact_match_rate_hand_worked():
+    eos = 1
+    targets = np.array([[945, 7, 8, 944, 1, 0], [945, 5, 1, 0, 0, 0], [945, 9, 944, 3, 1, 0]])
+    preds = np.array([[945, 7, 8, 944, 1, 0],  # exact
+                      [945, 5, 1, 4, 4, 4],  # exact up to EOS; what follows EOS does not count
+                      [945, 9, 944, 4, 1, 0]])  # one span token wrong
+    assert exact_match_rate(preds, targets, eos) == pytest.approx(2 / 3)
+    assert exact_match_rate(preds[:1], targets[1:2], eos) == 0.0
+
+
+@pytest.fixture(scope="module")
+def computed(tmp_path_factory):
+    from jaxlt.data import sources
+    from jaxlt.grid.model_features import ModelFeatures, compute
+
+    torch_model = build_torch_model("mt5", seed=3)
+    ckpt = make_hf_checkpoint(tmp_path_factory.mktemp("hf") / "mt5", "mt5", model=torch_model)
+    out = str(tmp_path_factory.mktemp("features"))
+    sources.set_data_dir(TINY_DATA)
+    try:
+        table, centroids, _ = compute("tiny-mt5", ckpt, ["xnli"], LANGS, out, SETTINGS, progress=False)
+    finally:
+        sources.set_data_dir(None)
+    return torch_model, ckpt, out, table, centroids
+
+
+def _torch_inputs(ckpt, texts, length):
+    import sentencepiece as spm
+    import torch
+
+    sp = spm.SentencePieceProcessor(model_file=os.path.join(ckpt, "spiece.model"))
+    rows = [sp.encode(t)[:length - 1] + [1] for t in texts]
+    ids = torch.zeros((len(rows), length), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, :len(r)] = torch.tensor(r)
+    return ids
+
+
+def test_centroids_and_emb_match_transformers(computed):
+    import torch
+
+    from jaxlt.data import sources
+    from jaxlt.features.model_features import embedding_similarity
+    from jaxlt.grid.model_features import sample_texts
+
+    torch_model, ckpt, out, _, centroids = computed
+    sources.set_data_dir(TINY_DATA)
+    try:
+        reference = {}
+        for lang in LANGS:
+            texts, _ = sample_texts("xnli", lang, SETTINGS.num_sentences, SETTINGS.seed)
+            ids = _torch_inputs(ckpt, texts, SETTINGS.input_length)
+            mask = (ids != 0).float()
+            with torch.no_grad():
+                hidden = torch_model.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+            pooled = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+            reference[lang] = pooled.mean(0).numpy()
+            np.testing.assert_allclose(centroids[f"tiny-mt5/xnli/{lang}"], reference[lang], rtol=2e-4, atol=2e-5)
+    finally:
+        sources.set_data_dir(None)
+    # the analysis stage reads the centroids file and derives the same cosines as emb_pairs.csv
+    theirs = embedding_similarity(os.path.join(out, "centroids.npz"))
+    ours = pd.read_csv(os.path.join(out, "emb_pairs.csv"))
+    merged = ours.merge(theirs, on=["model", "task", "source", "target", "feature"])
+    assert len(merged) == len(ours) == 6
+    np.testing.assert_allclose(merged.value_x, merged.value_y, rtol=1e-6)
+    u, v = reference["en"], reference["sw"]
+    cos = float(u @ v / np.linalg.norm(u) / np.linalg.norm(v))
+    assert ours.set_index(["source", "target"]).loc[("en", "sw"), "value"] == pytest.approx(cos, rel=1e-4)
+
+
+def test_lm_features_match_transformers(computed):
+    import torch
+
+    from jaxlt.data import sources
+    from jaxlt.grid.executor import load_model
+    from jaxlt.grid.model_features import ModelFeatures
+
+    torch_model, ckpt, out, table, _ = computed
+    sources.set_data_dir(TINY_DATA)
+    try:
+        config, params, spm_path = load_model(ckpt)
+        mf = ModelFeatures(config, params, spm_path, SETTINGS)
+        inputs, targets, excluded = mf.span_examples("xnli", "sw")  # the data engineer's span corruption
+    finally:
+        sources.set_data_dir(None)
+    assert len(inputs) == SETTINGS.num_sentences
+    lls, hits = [], []
+    for inp, tgt in zip(inputs, targets):
+        with torch.no_grad():
+            x, y = torch.tensor([inp]), torch.tensor([tgt])
+            logits = torch_model(input_ids=x, labels=y).logits
+            lls.append(float(torch.log_softmax(logits, -1)[0, torch.arange(len(tgt)), y[0]].sum()))
+            gen = torch_model.generate(x, max_new_tokens=SETTINGS.target_length, do_sample=False, num_beams=1)
+            hits.append(gen[0, 1:1 + len(tgt)].tolist() == tgt)  # generate starts with decoder_start (0)
+    got = table.set_index(["language", "feature"])["value"]
+    assert got[("sw", "LM_L")] == pytest.approx(np.mean(lls), rel=1e-4)
+    assert got[("sw", "LM_EM")] == pytest.approx(np.mean(hits))
+    # the table follows the language-features contract the analysis stage reads
+    from jaxlt.features.model_features import read_language_features
+
+    read = read_language_features(os.path.join(out, "language_features.csv"))
+    assert set(read.feature) == {"LM_L", "LM_EM"} and set(read.language) == set(LANGS) and len(read) == 6
+    assert (read[read.feature == "LM_L"].value < 0).all()
+
+
+def test_unknown_language_fails_before_loading_the_model(tmp_path):
+    from jaxlt.grid.model_features import main
+
+    assert main(["--checkpoint", str(tmp_path / "does-not-exist"), "--tasks", "xnli", "--languages", "en,qq",
+                 "--out", str(tmp_path / "o")]) == 2
+    assert not (tmp_path / "o").exists()
