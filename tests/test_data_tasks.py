@@ -198,3 +198,31 @@ def test_training_shuffle_is_full_and_seeded():
     shuffled = order(True, 1)
     assert shuffled == order(True, 1) != order(True, 2)
     assert sorted(shuffled) == sorted(plain) and shuffled != plain
+
+
+def test_tasks_command_hub_info(monkeypatch, capsys):
+    import datasets
+    from types import SimpleNamespace
+
+    from jaxlt.commands import tasks as tasks_command
+
+    sources.set_data_dir(None)
+    monkeypatch.delenv("JAXLT_DATA_DIR", raising=False)
+    seen = []
+
+    def builder(hub_id, config):
+        seen.append((hub_id, config))
+        if config == "ja":
+            raise ConnectionError("offline")
+        return SimpleNamespace(info=SimpleNamespace(splits={
+            "train": SimpleNamespace(num_examples=49401),
+            "validation": SimpleNamespace(num_examples=2000)}))
+
+    monkeypatch.setattr(datasets, "load_dataset_builder", builder)
+    assert tasks_command.main(["--dataset", "pawsx", "--hub_info", "--json"]) == 0
+    captured = capsys.readouterr()
+    rows = {r["task"]: r["splits"] for r in map(json.loads, captured.out.splitlines())}
+    assert rows["pawsx.en"] == {"train": 49401, "validation": 2000, "test": None}
+    assert rows["pawsx.ja"] == {"train": None, "validation": None, "test": None}
+    assert "no dataset info for google-research-datasets/paws-x ja" in captured.err
+    assert ("google-research-datasets/paws-x", "fr") in seen

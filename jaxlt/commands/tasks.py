@@ -25,8 +25,24 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"use the bundled tiny fixtures ({TINY_DATA})")
     parser.add_argument("--dataset", choices=("xnli", "panx", "tydiqa", "pawsx", "xquad"),
                         help="only this dataset")
+    parser.add_argument("--hub_info", action="store_true",
+                        help="without a data directory, read split sizes from the Hugging Face "
+                             "dataset info (the local HF cache, or the hub when online)")
     parser.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
     return parser
+
+
+def hub_split_sizes(hub_id: str, config: str) -> dict[str, int]:
+    """Split sizes the hub's dataset info records ({} when unavailable, e.g. offline, not cached)."""
+    import datasets
+
+    try:
+        info = datasets.load_dataset_builder(hub_id, config).info
+    except Exception as e:  # offline, not cached, or a hub error: sizes stay unknown
+        print(f"jaxlt tasks: no dataset info for {hub_id} {config}: {type(e).__name__}",
+              file=sys.stderr)
+        return {}
+    return {name: split.num_examples for name, split in (info.splits or {}).items()}
 
 
 def main(argv: list[str]) -> int:
@@ -39,11 +55,14 @@ def main(argv: list[str]) -> int:
         dataset, lang = name.split(".", 1)
         spec = sources.get_spec(dataset)
         sizes = {}
+        hub_sizes = {}
+        if not data_dir and args.hub_info and spec.language_of_record is None:
+            hub_sizes = hub_split_sizes(spec.hub_id, spec.config(lang))
         for split in spec.splits:
             if data_dir and split in sources.available_splits(dataset, lang, data_dir):
                 sizes[split] = len(examples.load_examples(dataset, lang, split, data_dir))
             else:
-                sizes[split] = None
+                sizes[split] = hub_sizes.get(split)
         if data_dir and not any(sizes.values()):
             continue  # the directory has no data for this language: not usable here
         rows.append({"task": name, "dataset": dataset, "language": lang, "splits": sizes})
