@@ -22,7 +22,7 @@ def save(fig, path: pathlib.Path) -> pathlib.Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png")
     os.close(fd)
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    fig.savefig(tmp, dpi=100)  # constrained layout already fits; a tight bbox would render twice
     plt.close(fig)
     os.replace(tmp, path)
     return path
@@ -54,7 +54,7 @@ def heatmaps(panels: dict[str, pd.DataFrame | None], values: dict[str, str], tit
     vmin = np.nanmin([np.nanmin(m) for m in matrices])
     vmax = np.nanmax([np.nanmax(m) for m in matrices])
     fig, axes = plt.subplots(1, len(matrices), figsize=(0.62 * len(targets) * len(matrices) + 2, 0.55 * len(sources) + 1.6),
-                             squeeze=False)
+                             squeeze=False, layout="constrained")
     for ax, (name, matrix), letter in zip(axes[0], zip(frames, matrices), "abcdef"):
         image = ax.imshow(matrix, cmap=CMAP, vmin=vmin, vmax=vmax, aspect="auto")
         for i in range(matrix.shape[0]):
@@ -62,13 +62,14 @@ def heatmaps(panels: dict[str, pd.DataFrame | None], values: dict[str, str], tit
                 if not np.isnan(matrix[i, j]):
                     dark = (matrix[i, j] - vmin) / max(vmax - vmin, 1e-9) > 0.6
                     ax.text(j, i, f"{matrix[i, j]:.1f}", ha="center", va="center", fontsize=7,
-                            color="white" if dark else "black", fontweight="bold" if i == j else "normal")
+                            color="white" if dark else "black", fontweight="bold" if i == j else "normal",
+                            in_layout=False)  # cell labels sit inside the axes; keep them out of layout passes
         ax.set_xticks(range(len(targets)), targets)
         ax.set_yticks(range(len(sources)), sources)
         ax.set_xlabel("target")
         ax.set_ylabel("source")
         ax.set_title(f"({letter}) {name}", fontsize=9)
-    fig.colorbar(image, ax=axes[0].tolist(), fraction=0.03, pad=0.02, label="score")
+    fig.colorbar(image, ax=axes[0].tolist(), fraction=0.03, pad=0.01, label="score")
     fig.suptitle(title, fontsize=10)
     return save(fig, path)
 
@@ -78,7 +79,8 @@ def learning_curves(observed: pd.DataFrame, alphas: pd.DataFrame, title: str, pa
     targets = sorted(set(alphas["target"]))[:max_targets]
     cols = min(3, len(targets))
     rows = int(np.ceil(len(targets) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.0 * rows), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols + 1.2, 3.0 * rows + 0.4), squeeze=False, sharey=True,
+                             layout="constrained")
     n_max = max(int(observed["n_target"].max()), 1)
     grid = np.linspace(0, np.log1p(n_max), 50)
     colours = plt.get_cmap("tab10")
@@ -106,16 +108,15 @@ def learning_curves(observed: pd.DataFrame, alphas: pd.DataFrame, title: str, pa
             legend.setdefault(label, handle)
     labels = sorted(legend)
     handles = [legend[label] for label in labels]
-    fig.legend(handles, labels, title="source", loc="center right", fontsize=8)
+    fig.legend(handles, labels, title="source", loc="outside right center", fontsize=8)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout(rect=(0, 0, 0.9, 0.95))
     return save(fig, path)
 
 
 def coefficients(table: pd.DataFrame, title: str, path: pathlib.Path) -> pathlib.Path:
     """Refit coefficients (features scaled to [0, 1]) with 95% intervals; filled when p <= 0.05."""
     terms = table[table["term"] != "const"].iloc[::-1]
-    fig, ax = plt.subplots(figsize=(5.5, 0.45 * len(terms) + 1.2))
+    fig, ax = plt.subplots(figsize=(5.5, 0.45 * len(terms) + 1.2), layout="constrained")
     y = np.arange(len(terms))
     significant = terms["p_value"] <= 0.05
     ax.errorbar(terms["coef"], y, xerr=[terms["coef"] - terms["ci_low"], terms["ci_high"] - terms["coef"]],
@@ -138,13 +139,13 @@ def correlation_map(table: pd.DataFrame, path: pathlib.Path, value: str = "pears
     pvals = table.pivot_table(index="feature", columns="group", values=p_column, aggfunc="first").reindex_like(matrix)
     order = list(dict.fromkeys(table["feature"]))
     matrix, pvals = matrix.reindex(order), pvals.reindex(order)
-    fig, ax = plt.subplots(figsize=(1.3 * matrix.shape[1] + 2.5, 0.35 * matrix.shape[0] + 1.5))
+    fig, ax = plt.subplots(figsize=(1.3 * matrix.shape[1] + 2.5, 0.35 * matrix.shape[0] + 1.5), layout="constrained")
     image = ax.imshow(matrix.to_numpy(float), cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto")
     for i in range(matrix.shape[0]):
         for j in range(matrix.shape[1]):
             r, p = matrix.iat[i, j], pvals.iat[i, j]
             if not np.isnan(r):
-                ax.text(j, i, f"{100 * r:.1f}{'*' if p <= 0.05 else ''}", ha="center", va="center", fontsize=7)
+                ax.text(j, i, f"{100 * r:.1f}{'*' if p <= 0.05 else ''}", ha="center", va="center", fontsize=7, in_layout=False)
     ax.set_xticks(range(matrix.shape[1]), matrix.columns, fontsize=8)
     ax.set_yticks(range(matrix.shape[0]), matrix.index, fontsize=8)
     fig.colorbar(image, ax=ax, fraction=0.04, label="Pearson r with S_T - S_S")
