@@ -113,3 +113,14 @@ def test_chunking_long_text_and_custom_text_source():
     assert len(got) == -(-len(ids) // 64)  # ceil; the empty text gives no chunk
     restored = [t for ex in got for t in reassemble(ex["inputs"][:-1], ex["targets"][:-1], VOCAB_SIZE)]
     assert restored == ids
+
+
+@pytest.mark.parametrize("max_tokens", [20, 64, 512, 1137])
+def test_output_lengths_fit_a_full_chunk(max_tokens):
+    lengths = span_corruption.output_lengths(max_tokens)
+    tokens = tf.range(3, 3 + max_tokens, dtype=tf.int32)
+    out = span_corruption.corrupt(tokens, tf.constant([[9, 9], [8, 8]]), VOCAB_SIZE)
+    assert int(tf.size(out["inputs"])) + 1 == lengths["inputs"]
+    assert int(tf.size(out["targets"])) + 1 == lengths["targets"]
+    if max_tokens == 1137:  # mT5's pre-training setting: 1137 raw tokens -> 1024 / 229
+        assert lengths == {"inputs": 1024, "targets": 229}

@@ -9,7 +9,10 @@ spiece.model ends with its sentinels; seqio `extra_ids=0`).
 `register_span_corruption_task(dataset, lang)` registers `span_corruption.{dataset}.{lang}` over
 the plain text of that task's records (by default its training split);
 `register_text_span_corruption_task(name, texts_by_split)` does so over any text source.
-Used for the language-model features (paper, section 2.2).
+Used for the language-model features (paper, section 2.2). Unlike mT5 pre-training, texts are
+not concatenated across documents before chunking: each example stays within one text, so a
+per-language loss measures that language's text only. `output_lengths(max_tokens)` gives the
+feature lengths that hold a full chunk without truncation.
 """
 
 from __future__ import annotations
@@ -61,6 +64,15 @@ def random_spans_noise_mask(length, noise_density: float, seeds, mean_noise_span
                                                         length)
     span_num = tf.cumsum(span_start_indicator)
     return tf.equal(span_num % 2, 1)[:orig_length]
+
+
+def output_lengths(max_tokens: int = MAX_TOKENS, noise_density: float = NOISE_DENSITY,
+                   mean_noise_span_length: float = MEAN_NOISE_SPAN_LENGTH) -> dict[str, int]:
+    """{"inputs", "targets"} lengths (with EOS) of a corrupted chunk of `max_tokens` tokens."""
+    length = max(max_tokens, 2)
+    num_noise = min(max(int(round(length * noise_density)), 1), length - 1)
+    num_spans = max(int(round(num_noise / mean_noise_span_length)), 1)
+    return {"inputs": max_tokens - num_noise + num_spans + 1, "targets": num_noise + num_spans + 1}
 
 
 def spans_to_sentinels(tokens: tf.Tensor, mask: tf.Tensor, vocab_size) -> tf.Tensor:
