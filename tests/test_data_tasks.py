@@ -124,6 +124,14 @@ def test_mixtures_for_the_grid():
     assert phases == ["tydiqa.sw.source50.seed0.zero_shot",
                       "tydiqa.fi.30shot.longest.seed0.sequential"]
 
+    bounded = mixtures.register_mixture("panx", "en", "id", 5, seed=0, strategy="sequential",
+                                        sampling="shortest", min_length=20, max_length=60)
+    assert bounded == "panx.id.5shot.shortest.seed0.len20_60.sequential"
+    got = [ex["inputs_pretokenized"].decode() for ex in seqio.get_mixture_or_task(
+           "panx.id.5shot.shortest.seed0.len20_60")
+           .get_dataset(LENGTHS, split="train", shuffle=False).as_numpy_iterator()]
+    assert len(got) == 5 and all(20 <= len(text) <= 60 for text in got)
+
     with pytest.raises(ValueError, match="zero_shot uses no target examples"):
         mixtures.register_mixture("xnli", "en", "hi", 10, strategy="zero_shot")
     with pytest.raises(ValueError, match="needs n > 0"):

@@ -51,8 +51,9 @@ def nshot_task(dataset: str, lang: str, n: int, seed: int = 0, sampling_: str = 
         raise ValueError(f"an n-shot task needs n > 0, got {n}")
     examples = sampling.nshot_examples(dataset, lang, n, seed, sampling_, min_length=min_length,
                                        max_length=max_length)
+    # seqio task names allow only [\w.:#]
     bounds = "" if min_length is None and max_length is None else \
-        f".len{min_length or 0}-{'' if max_length is None else max_length}"
+        f".len{min_length or 0}_{'inf' if max_length is None else max_length}"
     name = f"{dataset}.{lang}.{n}shot.{sampling_}.seed{seed}{bounds}"
     return register_examples_task(name, dataset, _only_train(examples), ["train"])
 
