@@ -151,3 +151,26 @@ def correlation_map(table: pd.DataFrame, path: pathlib.Path, value: str = "pears
     fig.colorbar(image, ax=ax, fraction=0.04, label="Pearson r with S_T - S_S")
     ax.set_title("Correlation with the zero-shot transfer gap (x100, * p <= 0.05)", fontsize=9)
     return save(fig, path)
+
+
+def _run(job: tuple) -> pathlib.Path:
+    function, *args = job
+    kwargs = args.pop() if args and isinstance(args[-1], dict) else {}
+    return function(*args, **kwargs)
+
+
+def render_all(jobs: dict[str, tuple], n_jobs: int = 1) -> dict[str, pathlib.Path]:
+    """Render figure jobs ``key -> (function, *args[, kwargs])``; with n_jobs > 1 in forked processes."""
+    from tqdm.auto import tqdm
+
+    keys = list(jobs)
+    if n_jobs > 1 and len(keys) > 1:
+        import concurrent.futures
+        import multiprocessing
+
+        # fork: children inherit the imported modules and data, so there is no start-up cost
+        with concurrent.futures.ProcessPoolExecutor(n_jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+            paths = list(tqdm(pool.map(_run, [jobs[k] for k in keys]), total=len(keys), desc="figures", disable=len(keys) < 8))
+    else:
+        paths = [_run(jobs[k]) for k in tqdm(keys, desc="figures", disable=len(keys) < 8)]
+    return dict(zip(keys, paths))

@@ -63,19 +63,22 @@ def _correlation_table(corr: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def write_report(result: AnalysisResult, out_dir: str | pathlib.Path, *, inputs: dict[str, str], save_models: bool = True) -> pathlib.Path:
-    """Write tables/, figures/, models/ and report.md under ``out_dir``; return the report path."""
+def write_report(result: AnalysisResult, out_dir: str | pathlib.Path, *, inputs: dict[str, str], save_models: bool = True,
+                 n_jobs: int = 1) -> pathlib.Path:
+    """Write tables/, figures/, models/ and report.md under ``out_dir``; return the report path.
+
+    n_jobs > 1 renders figures in that many forked processes (matplotlib is single-threaded)."""
     out = pathlib.Path(out_dir)
     tables, frame, ledger = result.tables, result.data.frame, result.data.ledger
     for name, table in tables.items():
         write_csv(table, out / "tables" / f"{name}.csv")
-    figs: dict[str, pathlib.Path] = {}
+    jobs: dict[str, tuple] = {}  # figure key -> (function, *args, [kwargs dict]); rendered below
     zero = frame[frame["n_target"] == 0]
     if not tables["correlations"].empty:
-        figs["correlations"] = figures.correlation_map(tables["correlations"], out / "figures" / "correlations.png")
+        jobs["correlations"] = (figures.correlation_map, tables["correlations"], out / "figures" / "correlations.png")
     predictions = tables["metaregression_predictions"]
     work = list(zero.groupby(["task", "model"], sort=True))
-    for (task, model), group in tqdm(work, desc="figures", disable=len(work) < 3):
+    for (task, model), group in work:
         name = f"{task}/{model}"
         stem = _safe(f"{task}__{model}")
         diag = group.groupby("source")["S_S"].first()
@@ -85,26 +88,27 @@ def write_report(result: AnalysisResult, out_dir: str | pathlib.Path, *, inputs:
         if "published_prediction" in group.columns and group["published_prediction"].notna().any():
             panels["predicted (paper)"] = group.dropna(subset=["published_prediction"])
             values["predicted (paper)"] = "published_prediction"
-        figs[f"heatmap:{name}:0"] = figures.heatmaps(panels, values, f"{task} ({model}), zero-shot: S_T per source (rows) and target (columns)",
-                                                    out / "figures" / f"heatmap_{stem}_n0.png", diagonal=diag)
+        jobs[f"heatmap:{name}:0"] = (figures.heatmaps, panels, values, f"{task} ({model}), zero-shot: S_T per source (rows) and target (columns)",
+                                                    out / "figures" / f"heatmap_{stem}_n0.png", {"diagonal": diag})
         for n in sorted(set(frame.loc[(frame["task"] == task) & (frame["model"] == model) & (frame["n_target"] > 0), "n_target"])):
             few = frame[(frame["task"] == task) & (frame["model"] == model) & (frame["n_target"] == n)]
             nshot = tables["nshot_predictions"]
             nshot = nshot[(nshot["task"] == task) & (nshot["model"] == model) & (nshot["n_target"] == n)] if not nshot.empty else None
-            figs[f"heatmap:{name}:{n}"] = figures.heatmaps(
+            jobs[f"heatmap:{name}:{n}"] = (figures.heatmaps, 
                 {"observed": few, "predicted (jaxlt, alpha model, leave-one-target-out)": nshot},
                 {"observed": "S_T", "predicted (jaxlt, alpha model, leave-one-target-out)": "predicted"},
                 f"{task} ({model}), n = {n}: S_T per source and target", out / "figures" / f"heatmap_{stem}_n{n}.png")
         coef = tables["metaregression_coefficients"]
         coef = coef[(coef["task"] == task) & (coef["model"] == model)] if not coef.empty else coef
         if len(coef):
-            figs[f"coef:{name}"] = figures.coefficients(coef, f"{task} ({model}): S_T(0) refit on all pairs", out / "figures" / f"coefficients_{stem}.png")
+            jobs[f"coef:{name}"] = (figures.coefficients, coef, f"{task} ({model}): S_T(0) refit on all pairs", out / "figures" / f"coefficients_{stem}.png")
         alphas = tables["nshot_alpha"]
         alphas = alphas[(alphas["task"] == task) & (alphas["model"] == model)] if not alphas.empty else alphas
         if len(alphas):
             full = frame[(frame["task"] == task) & (frame["model"] == model)]
-            figs[f"curves:{name}"] = figures.learning_curves(full, alphas, f"{task} ({model}): S_T vs n with S_T(0) + alpha log(n+1)",
+            jobs[f"curves:{name}"] = (figures.learning_curves, full, alphas, f"{task} ({model}): S_T vs n with S_T(0) + alpha log(n+1)",
                                                              out / "figures" / f"learning_curves_{stem}.png")
+    figs = figures.render_all(jobs, n_jobs=n_jobs)
     if save_models:
         import joblib
 

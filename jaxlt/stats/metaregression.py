@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.feature_selection import RFE
 from sklearn.impute import SimpleImputer
@@ -173,11 +172,14 @@ def loto_cross_validate(frame: pd.DataFrame, features: list[str], y: str = "S_T"
 def refit_ols(frame: pd.DataFrame, features: list[str], y: str = "S_T") -> pd.DataFrame:
     """OLS on all data with the selected features min-max scaled to [0, 1] (mean-imputed):
     coefficient, standard error, t, p-value and 95% interval per term (Figure 2)."""
+    from statsmodels.regression.linear_model import OLS  # imported here: statsmodels is slow to import
+
     X = frame[features].astype(float)
     X = X.fillna(X.mean())
     span = (X.max() - X.min()).replace(0, 1.0)
     X = (X - X.min()) / span
-    result = sm.OLS(frame[y].astype(float).to_numpy(), sm.add_constant(X, has_constant="add")).fit()
+    X.insert(0, "const", 1.0)
+    result = OLS(frame[y].astype(float).to_numpy(), X).fit()
     ci = result.conf_int()
     table = pd.DataFrame({
         "term": result.params.index, "coef": result.params.to_numpy(), "std_err": result.bse.to_numpy(),
