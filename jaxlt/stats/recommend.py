@@ -14,6 +14,15 @@ from jaxlt.stats.nshot import fit_alpha, loto_alpha
 KEY = ["source", "target"]
 
 
+def conformal_quantile(residuals, coverage: float) -> float:
+    """The split-conformal quantile: the ceil((n+1) * coverage)-th smallest absolute residual."""
+    residuals = np.sort(np.asarray(residuals, float))
+    if not 0 < coverage < 1:
+        raise ValueError(f"coverage must be in (0, 1), got {coverage}")
+    rank = min(len(residuals), int(np.ceil((len(residuals) + 1) * coverage)))
+    return float(residuals[rank - 1])
+
+
 class SourceRecommender(BaseEstimator):
     """Rank source languages for a target by predicted S_T(n) = S_T(0) + alpha * log(n+1).
 
@@ -42,7 +51,7 @@ class SourceRecommender(BaseEstimator):
         estimator = TransferRegressor(features=self.features_, n_features=self.n_features, alpha=self.alpha)
         self.zero_model_ = estimator.fit(zero, zero["S_T"])
         predictions = zero_cv if zero_cv is not None else loto_cross_validate(zero, self.features_, estimator=estimator)[0]
-        self.zero_halfwidth_ = float(np.quantile(np.abs(predictions["observed"] - predictions["meta_regression"]), self.coverage))
+        self.zero_halfwidth_ = conformal_quantile(np.abs(predictions["observed"] - predictions["meta_regression"]), self.coverage)
         self.alpha_model_ = None
         self.alpha_halfwidth_ = np.nan
         if (frame["n_target"] > 0).any():
@@ -52,7 +61,7 @@ class SourceRecommender(BaseEstimator):
                                                       alpha=self.alpha).fit(alphas, alphas["alpha"])
                 cv = alpha_cv if alpha_cv is not None else loto_alpha(frame, alphas, self.features_, estimator=estimator)[0]
                 cv = cv.drop_duplicates(["source", "target"])
-                self.alpha_halfwidth_ = float(np.quantile(np.abs(cv["alpha"] - cv["alpha_predicted"]), self.coverage))
+                self.alpha_halfwidth_ = conformal_quantile(np.abs(cv["alpha"] - cv["alpha_predicted"]), self.coverage)
         self.known_ = zero.set_index(KEY)
         self.source_features_ = zero.groupby("source")[["S_S"] + [c for c in zero.columns if c.endswith("_S") and c != "S_S"]].first()
         self.observed_n_ = frame.set_index(KEY + ["n_target"])["S_T"]
