@@ -69,14 +69,17 @@ def _main(argv: list[str]) -> int:
         return 2
     runner = GridRunner(spec, settings, ResultsStore(args.results_dir), lambda: make_executor(settings),
                         worker_index=worker_index, num_workers=num_workers, stage=args.stage,
-                        progress=not args.no_progress)
+                        progress=not args.no_progress, catalog=make_catalog(settings))
     if args.dry_run:
         plan = runner.plan()
         runner.validate(plan)
+        runner.store.check_or_write_manifest(runner.hash, runner.description(), write=False)
         if args.list_cells:
             for cell in plan.my_cells:
                 print(("done " if cell not in plan.todo else "todo ") + cell.cell_id(plan.config_hash))
-        print(json.dumps(plan.summary(settings), indent=1))
+        mine = [r for r in runner.store.iter_records() if r.get("config_hash") == runner.hash] \
+            if os.path.isdir(runner.store.root) else []
+        print(json.dumps(plan.summary(settings, mine), indent=1))
         return 0
     runner.run()
     return 0
@@ -115,6 +118,17 @@ def import_trainer_modules() -> None:
     import jaxlt.data.tasks  # noqa: F401
     import jaxlt.partitioning  # noqa: F401
     import jaxlt.train.optimizer  # noqa: F401
+
+
+def make_catalog(settings):
+    """Language and checkpoint checks without loading a model."""
+    if settings.executor == "toy":
+        from jaxlt.grid.toy import ToyExecutor
+
+        return ToyExecutor(settings)
+    from jaxlt.grid.executor import TrainerCatalog
+
+    return TrainerCatalog(settings)
 
 
 def make_executor(settings):

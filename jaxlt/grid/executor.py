@@ -29,6 +29,21 @@ from jaxlt.grid.settings import GridSettings
 log = logging.getLogger(__name__)
 
 
+BUNDLED_PREFIX = "bundled:"
+
+
+def resolve_data_dir(path: str) -> str:
+    """"bundled:tiny_data" is the tiny fixture data shipped in jaxlt/resources; anything else a path."""
+    if path.startswith(BUNDLED_PREFIX):
+        resources = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "resources")
+        resolved = os.path.join(resources, path[len(BUNDLED_PREFIX):])
+        if not os.path.isdir(resolved):
+            raise FileNotFoundError(f"no bundled data {path!r}; bundled: "
+                                    + ", ".join(sorted(d for d in os.listdir(resources) if d.endswith("_data"))))
+        return resolved
+    return path
+
+
 def load_model(spec: str, init_seed: int = 0, vocabulary: str = ""):
     """(T5Config, unboxed params, SentencePiece path) for "init:CONFIG_NAME" (a freshly initialised
     model, seeded) or a checkpoint: Hugging Face directory or hub id, or a jaxlt checkpoint."""
@@ -56,16 +71,41 @@ def load_pretrained(settings: GridSettings):
     return load_model(settings.pretrained, settings.init_seed, settings.vocabulary)
 
 
+class TrainerCatalog:
+    """What the runner checks before any training, without loading a model: which languages
+    each task has (in the data directory when one is set) and whether a checkpoint is complete."""
+
+    def __init__(self, settings: GridSettings):
+        from jaxlt.data import sources
+
+        if settings.data_dir:
+            sources.set_data_dir(resolve_data_dir(settings.data_dir))
+
+    def available_languages(self, task: str):
+        from jaxlt.data import sources
+
+        spec = sources.get_spec(task)  # KeyError naming the known datasets
+        directory = sources.get_data_dir()
+        return sources.local_languages(task, directory) if directory else spec.languages
+
+    @staticmethod
+    def has_checkpoint(checkpoint_dir: str) -> bool:
+        from jaxlt.train.checkpointing import is_jaxlt_checkpoint
+
+        return (os.path.isdir(checkpoint_dir) and is_jaxlt_checkpoint(checkpoint_dir)
+                and any(name.isdigit() for name in os.listdir(checkpoint_dir)))
+
+
 class TrainerExecutor:
     def __init__(self, settings: GridSettings, *, trainer=None, progress: bool = False):
+        """Loads the pre-trained model once and builds the one Trainer (`trainer` to share one)."""
         from jaxlt.data import sources, tasks
         from jaxlt.partitioning import PartitioningConfig
         from jaxlt.train.engine import Trainer
         from jaxlt.train.optimizer import make_optimizer
 
         self.settings, self.progress = settings, progress
-        if settings.data_dir:
-            sources.set_data_dir(settings.data_dir)
+        self.catalog = TrainerCatalog(settings)  # also sets the data directory
         self.config, params, self.spm_path = load_pretrained(settings)
         tasks.set_vocabulary(self.spm_path)
         self.vocabulary = tasks.VOCABULARY.delegate
@@ -81,11 +121,10 @@ class TrainerExecutor:
 
     # ---- data
     def available_languages(self, task: str):
-        from jaxlt.data import sources
+        return self.catalog.available_languages(task)
 
-        spec = sources.get_spec(task)  # KeyError naming the known datasets
-        directory = sources.get_data_dir()
-        return sources.local_languages(task, directory) if directory else spec.languages
+    def has_checkpoint(self, checkpoint_dir: str) -> bool:
+        return self.catalog.has_checkpoint(checkpoint_dir)
 
     def _source_size(self, task: str, source: str) -> int | None:
         from jaxlt.data.examples import load_examples
@@ -144,12 +183,6 @@ class TrainerExecutor:
             state, timings = self._train(self.pretrained, batches, self.settings.source_steps, run.seed, ckpt)
         timings.wall_seconds = time.perf_counter() - t0
         return state.params, timings
-
-    def has_checkpoint(self, checkpoint_dir: str) -> bool:
-        from jaxlt.train.checkpointing import is_jaxlt_checkpoint
-
-        return (os.path.isdir(checkpoint_dir) and is_jaxlt_checkpoint(checkpoint_dir)
-                and any(name.isdigit() for name in os.listdir(checkpoint_dir)))
 
     def load_source(self, run: SourceRun, checkpoint_dir: str):
         from jaxlt.train.checkpointing import load_inference_params

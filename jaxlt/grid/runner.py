@@ -44,7 +44,8 @@ class Plan:
     worker_index: int
     num_workers: int
 
-    def summary(self, settings: GridSettings) -> dict:
+    def summary(self, settings: GridSettings, finished_records: list[dict] = ()) -> dict:
+        """Counts of work; with finished records of this config, also an estimated time."""
         fewshot = [c for c in self.todo if not c.zero_shot]
         # Joint cells train the source + target mixture from scratch for the source budget.
         steps = len(self.source_runs_to_train) * settings.source_steps + sum(
@@ -58,13 +59,29 @@ class Plan:
             "fewshot_cells": len(fewshot), "source_fine_tunes": len(self.source_runs_to_train),
             "training_steps": steps, "examples_seen": steps * settings.batch_size,
             "evaluations": len(self.todo),
+            **_time_estimate(finished_records, steps, len(self.todo)),
         }
+
+
+def _time_estimate(records, steps: int, evaluations: int) -> dict:
+    """Seconds per training step and per evaluation measured on finished cells (compile excluded)."""
+    timed = [r["timings"] for r in records if r.get("n", 0) > 0 and r["timings"].get("steps")]
+    evals = [r["timings"]["eval_seconds"] for r in records if "eval_seconds" in r.get("timings", {})]
+    if not timed or not evals:
+        return {"estimated_hours": None, "estimate_note": "no finished cells of this config to time yet"}
+    per_step = sum(t["train_seconds"] for t in timed) / sum(t["steps"] for t in timed)
+    per_eval = sum(evals) / len(evals)
+    seconds = steps * per_step + evaluations * per_eval
+    return {"seconds_per_step": per_step, "seconds_per_evaluation": per_eval,
+            "estimated_hours": seconds / 3600, "estimate_note": f"from {len(timed)} finished few-shot cells"}
 
 
 class GridRunner:
     def __init__(self, spec: GridSpec, settings: GridSettings, store: ResultsStore,
                  executor_factory: Callable[[], CellExecutor], *, worker_index: int = 0, num_workers: int = 1,
-                 stage: str = "all", progress: bool = True):
+                 stage: str = "all", progress: bool = True, catalog=None):
+        """`catalog` (optional) answers `available_languages(task)` and `has_checkpoint(dir)` without
+        building the executor (no model loading for --dry_run or for failing validation)."""
         if stage not in STAGES:
             raise ValueError(f"unknown stage {stage!r}; known: {', '.join(STAGES)}")
         self.spec = normalize_spec(spec)
@@ -74,6 +91,11 @@ class GridRunner:
         self._executor_factory = executor_factory
         self._executor: CellExecutor | None = None
         self.progress = progress
+        self._catalog = catalog
+
+    @property
+    def catalog(self):
+        return self._catalog if self._catalog is not None else self.executor
 
     @property
     def executor(self) -> CellExecutor:
@@ -99,7 +121,7 @@ class GridRunner:
 
     def validate(self, plan: Plan) -> None:
         """Everything that can fail before training: spec, results dir, source checkpoints."""
-        validate_spec(self.spec, self.executor.available_languages)
+        validate_spec(self.spec, self.catalog.available_languages)
         if self.stage == "fewshot" and plan.source_runs_to_train:
             missing = [f"{r.key} (expected {self.store.checkpoint_dir(r)})" for r in plan.source_runs_to_train]
             raise MissingSourceCheckpointError(
@@ -107,7 +129,7 @@ class GridRunner:
                 "run `jaxlt grid --stage=source` first:\n  " + "\n  ".join(missing))
         for run in {c.source_run for c in cells_needing_source_checkpoint(plan.todo)}:
             marker = self.store.source_marker(run)
-            if marker is not None and not self.executor.has_checkpoint(self.store.checkpoint_dir(run)):
+            if marker is not None and not self.catalog.has_checkpoint(self.store.checkpoint_dir(run)):
                 raise MissingSourceCheckpointError(
                     f"source run {run.key} is marked finished in {self.store.source_marker_path(run)} but its "
                     f"checkpoint {self.store.checkpoint_dir(run)} is missing; delete the marker to retrain")

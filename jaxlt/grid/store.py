@@ -70,8 +70,9 @@ class ResultsStore:
         return os.path.join(self.root, "checkpoints", run.task, run.source, f"seed{run.seed}")
 
     # ---- manifest
-    def check_or_write_manifest(self, config_hash: str, description: dict) -> None:
-        """Claims an empty directory for this config, or checks that it already belongs to it."""
+    def check_or_write_manifest(self, config_hash: str, description: dict, write: bool = True) -> None:
+        """Claims an empty directory for this config, or checks that it already belongs to it
+        (`write=False`: only check, as --dry_run does)."""
         if os.path.exists(self.manifest_path):
             with open(self.manifest_path) as f:
                 try:
@@ -92,6 +93,8 @@ class ResultsStore:
             raise ResultsDirConfigError(
                 f"results directory {self.root} is not empty and has no {MANIFEST}: "
                 "it was not written by `jaxlt grid`; choose an empty or new directory")
+        if not write:
+            return
         atomic_write_json(self.manifest_path, {"config_hash": config_hash, **description,
                                                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
 
