@@ -28,6 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "fewshot: few-shot cells only (needs finished source checkpoints)")
     p.add_argument("--worker_index", type=int, default=None, help="this worker (default $SLURM_ARRAY_TASK_ID or 0)")
     p.add_argument("--num_workers", type=int, default=None, help="workers in all (default $SLURM_ARRAY_TASK_COUNT or 1)")
+    p.add_argument("--multihost", action="store_true",
+                   help="call jax.distributed.initialize() first: one worker spans several hosts (TPU pod "
+                        "slice, multi-node GPU); every host runs the same cells, host 0 writes results")
     p.add_argument("--list_cells", action="store_true", help="with --dry_run: print every cell id")
     p.add_argument("--no_progress", action="store_true", help="no progress bar")
     p.add_argument("--verbose", action="store_true", help="also show orbax/seqio (absl) logs")
@@ -61,6 +64,12 @@ def _main(argv: list[str]) -> int:
     from jaxlt.grid.runner import GridRunner
     from jaxlt.grid.store import ResultsStore
 
+    writer = True
+    if args.multihost:
+        import jax
+
+        jax.distributed.initialize()  # coordinator etc. from the TPU / SLURM environment
+        writer = jax.process_index() == 0
     parse_grid_gin(args.gin_file, bindings, args.gin_search_paths)
     spec, settings = configurables.from_gin()
     worker_index, num_workers = partition.worker_from_env(args.worker_index, args.num_workers)
@@ -69,7 +78,8 @@ def _main(argv: list[str]) -> int:
         return 2
     runner = GridRunner(spec, settings, ResultsStore(args.results_dir), lambda: make_executor(settings),
                         worker_index=worker_index, num_workers=num_workers, stage=args.stage,
-                        progress=not args.no_progress, catalog=make_catalog(settings))
+                        progress=not args.no_progress and writer, catalog=make_catalog(settings),
+                        writer=writer)
     if args.dry_run:
         plan = runner.plan()
         runner.validate(plan)

@@ -79,9 +79,11 @@ def _time_estimate(records, steps: int, evaluations: int) -> dict:
 class GridRunner:
     def __init__(self, spec: GridSpec, settings: GridSettings, store: ResultsStore,
                  executor_factory: Callable[[], CellExecutor], *, worker_index: int = 0, num_workers: int = 1,
-                 stage: str = "all", progress: bool = True, catalog=None):
+                 stage: str = "all", progress: bool = True, catalog=None, writer: bool = True):
         """`catalog` (optional) answers `available_languages(task)` and `has_checkpoint(dir)` without
-        building the executor (no model loading for --dry_run or for failing validation)."""
+        building the executor (no model loading for --dry_run or for failing validation).
+        `writer=False` on all but the first process of a multi-host worker: every process runs
+        the same cells (collectively, on one mesh); only the writer writes the store."""
         if stage not in STAGES:
             raise ValueError(f"unknown stage {stage!r}; known: {', '.join(STAGES)}")
         self.spec = normalize_spec(spec)
@@ -92,6 +94,7 @@ class GridRunner:
         self._executor: CellExecutor | None = None
         self.progress = progress
         self._catalog = catalog
+        self.writer = writer
 
     @property
     def catalog(self):
@@ -141,8 +144,9 @@ class GridRunner:
     def run(self) -> Plan:
         plan = self.plan()
         self.validate(plan)
-        self.store.check_or_write_manifest(self.hash, self.description())
-        self.store.remove_stale_temp_files()
+        self.store.check_or_write_manifest(self.hash, self.description(), write=self.writer)
+        if self.writer:
+            self.store.remove_stale_temp_files()
         log.info("grid %s worker %d/%d stage %s: %d of %d cells to run", self.hash, self.worker_index,
                  self.num_workers, self.stage, len(plan.todo), len(plan.my_cells))
         if not plan.todo:
@@ -164,11 +168,13 @@ class GridRunner:
         if marker is not None:
             return self.executor.load_source(run, ckpt), marker
         # An unmarked checkpoint is from a killed run: it may be partial, so start over.
-        shutil.rmtree(ckpt, ignore_errors=True)
+        if self.writer:
+            shutil.rmtree(ckpt, ignore_errors=True)
         model, timings = self.executor.train_source(run, ckpt)
         marker = {"source_run": dataclasses.asdict(run), "checkpoint": ckpt, "config_hash": self.hash,
                   "timings": timings.to_dict()}
-        self.store.write_source_marker(run, marker)
+        if self.writer:
+            self.store.write_source_marker(run, marker)
         return model, marker
 
     def _run_group(self, run: SourceRun, cells: list[Cell], bar) -> None:
@@ -200,5 +206,6 @@ class GridRunner:
                       "checkpoint": checkpoint,
                       "timings": timings, "config_hash": self.hash,
                       "worker": f"{self.worker_index}/{self.num_workers}"}
-            self.store.write_record(cell, record)
+            if self.writer:
+                self.store.write_record(cell, record)
             bar.update(1)
