@@ -183,7 +183,8 @@ def train_run(*, model_dir: str, mixture_or_task_name: str, train_steps: int, ba
               keep_last: int = 1, keep_best: int = 1, async_checkpointing: bool = True,
               z_loss: float = 1e-4, label_smoothing: float = 0.0, loss_normalizing_factor: float | None = None,
               pack: bool = False, task_modules: Sequence[str] = DEFAULT_TASK_MODULES,
-              tensorboard: bool = True, progress: bool = True) -> dict:
+              tensorboard: bool = True, compiler_options: dict | None = None,
+              progress: bool = True) -> dict:
     """Fine-tunes and checkpoints into model_dir; resumes exactly if model_dir has a checkpoint.
 
     Model selection: with eval_every (e.g. 200) and best_metric (e.g. "accuracy")
@@ -205,7 +206,8 @@ def train_run(*, model_dir: str, mixture_or_task_name: str, train_steps: int, ba
     trainer = Trainer(config, batch_size=batch_size, feature_lengths=task_feature_lengths, mesh=mesh,
                       rules=rules, optimizer=make_optimizer(), accumulation_steps=accumulation_steps,
                       z_loss=z_loss, label_smoothing=label_smoothing,
-                      loss_normalizing_factor=loss_normalizing_factor, packed=pack)
+                      loss_normalizing_factor=loss_normalizing_factor, packed=pack,
+                      compiler_options=compiler_options)
     checkpointer = Checkpointer(model_dir, config, spm, keep_last=keep_last, keep_best=keep_best,
                                 best_metric=best_metric, best_mode=best_mode, async_save=async_checkpointing)
     state = trainer.resume_or_init(params, checkpointer)
@@ -254,7 +256,8 @@ def evaluate_run(*, checkpoint_path: str, mixture_or_task_name: str, output_dir:
                  task_feature_lengths: dict, split: str = "validation", step: int | None = None,
                  max_decode_length: int | None = None, rank_classification: bool = False,
                  label_strings: Sequence[str] | None = None, max_examples: int | None = None,
-                 task_modules: Sequence[str] = DEFAULT_TASK_MODULES, progress: bool = True) -> dict:
+                 task_modules: Sequence[str] = DEFAULT_TASK_MODULES, compiler_options: dict | None = None,
+                 progress: bool = True) -> dict:
     """Evaluates a checkpoint (jaxlt: its best step, else the last; or an HF dir / hub id) on every
     task of mixture_or_task_name; writes {task}.{split}.metrics.json and .predictions.jsonl."""
     import jax
@@ -269,7 +272,8 @@ def evaluate_run(*, checkpoint_path: str, mixture_or_task_name: str, output_dir:
     overrides = {k: v for k, v in model_settings().items() if k in ("dtype", "param_dtype")}
     config = dataclasses.replace(loaded.config, **overrides)
     mesh, rules = _partitioning()
-    trainer = Trainer(config, batch_size=batch_size, feature_lengths=task_feature_lengths, mesh=mesh, rules=rules)
+    trainer = Trainer(config, batch_size=batch_size, feature_lengths=task_feature_lengths, mesh=mesh, rules=rules,
+                      compiler_options=compiler_options)
     params = trainer.place_params(loaded.params)
     results = {}
     for task in _eval_task_names(None, mixture_or_task_name):
