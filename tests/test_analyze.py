@@ -74,9 +74,11 @@ def _synthetic_results(tmp_path):
               "sw": "paka aliketi kwenye mkeka", "ru": "кошка сидела на коврике"}
     for code, line in corpus.items():
         text.write_text_dir(tmp_path / "text", "xnli", code, [line, line[::-1]])
-    pd.DataFrame([{"model": "mt5-small", "task": "xnli", "language": c, "feature": f, "value": rng.uniform()}
-                  for c in codes for f in ("LM_L", "LM_EM")]).to_csv(tmp_path / "lang.csv", index=False)
-    np.savez(tmp_path / "centroids.npz", **{f"mt5-small/xnli/{c}": rng.normal(size=8) for c in codes})
+    # the layout `jaxlt features model` writes (jaxlt.grid.model_features)
+    (tmp_path / "model_features").mkdir()
+    pd.DataFrame([{"model": "mt5-small", "task": "xnli", "language": c, "feature": f, "value": rng.uniform(), "sentences": 2}
+                  for c in codes for f in ("LM_L", "LM_EM")]).to_csv(tmp_path / "model_features" / "language_features.csv", index=False)
+    np.savez(tmp_path / "model_features" / "centroids.npz", **{f"mt5-small/xnli/{c}": rng.normal(size=8) for c in codes})
     return path
 
 
@@ -84,9 +86,12 @@ def test_user_supplied_text_and_model_features(tmp_path):
     results = _synthetic_results(tmp_path)
     out = tmp_path / "out"
     assert cli.main(["analyze", "--results", str(results), "--text", str(tmp_path / "text"), "--model-features",
-                     str(tmp_path / "lang.csv"), "--embeddings", str(tmp_path / "centroids.npz"), "--out", str(out),
-                     "--permutations", "20", "--no-models"]) == 0
+                     str(tmp_path / "model_features"), "--out", str(out), "--permutations", "20", "--no-models"]) == 0
     frame = pd.read_csv(out / "tables" / "analysis_frame.csv")
+    centroids = np.load(tmp_path / "model_features" / "centroids.npz")
+    u, v = centroids["mt5-small/xnli/en"], centroids["mt5-small/xnli/fi"]
+    emb = frame[(frame.source == "en") & (frame.target == "fi")]["EMB"].iloc[0]
+    assert emb == pytest.approx(u @ v / np.linalg.norm(u) / np.linalg.norm(v))
     for feature in ("LEX", "MORPH", "Vr", "SENTLEN", "EMB", "LM_EM_T", "LM_L_S"):
         assert frame[feature].notna().all(), feature
     assert (frame.groupby(["source", "target", "n_target"]).size() == 1).all()  # seeds aggregated

@@ -29,7 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, help="output directory (report.md, tables/, figures/, models/)")
     parser.add_argument("--text", help="training text directory or JSONL (for LEX, Vr, SENTLEN, MORPH)")
     parser.add_argument("--pair-features", action="append", default=[], help="long pair-feature table; repeatable")
-    parser.add_argument("--model-features", help="language-features table (LM_L, LM_EM)")
+    parser.add_argument("--model-features", help="language-features table (LM_L, LM_EM), or the output directory of "
+                        "`jaxlt features model` (language_features.csv + centroids.npz, which then also gives EMB)")
     parser.add_argument("--embeddings", help="encoder centroid .npz for EMB")
     parser.add_argument("--tasks", help="comma-separated tasks to analyse (default: all)")
     parser.add_argument("--metric", action="append", default=[], metavar="TASK=METRIC", help="metric per task when several exist")
@@ -85,6 +86,14 @@ def main(argv: list[str]) -> int:
                 raise ResultsError(f"--tasks {unknown} not in results; tasks: {sorted(set(results['task']))}")
             results = results[results["task"].isin(wanted)]
         pair_tables = [model_features.read_pair_features(p) for p in args.pair_features]
+        model_dir = pathlib.Path(args.model_features) if args.model_features else None
+        if model_dir is not None and model_dir.is_dir():
+            found = [model_dir / n for n in ("language_features.parquet", "language_features.csv") if (model_dir / n).exists()]
+            if not found:
+                raise FileNotFoundError(f"{model_dir}: no language_features.csv/.parquet (output of `jaxlt features model`)")
+            args.model_features = str(found[0])
+            if not args.embeddings and (model_dir / "centroids.npz").exists():
+                args.embeddings = str(model_dir / "centroids.npz")
         if args.embeddings:
             pair_tables.append(model_features.embedding_similarity(args.embeddings))
         pairs_long = pd.concat(pair_tables, ignore_index=True) if pair_tables else None
