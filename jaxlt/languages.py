@@ -8,8 +8,9 @@ that stands for it, e.g. Arabic ``ara``/``arb``, Swahili ``swa``/``swh``,
 Malay ``msa``/``zsm``, Estonian ``est``/``ekk``, Chinese ``zho``/``cmn``),
 ISO 639-2/B bibliographic codes (``ger``, ``chi``), deprecated codes still used
 by mT5's mC4 (``iw`` Hebrew, ``jw`` Javanese, ``in`` Indonesian), English names,
-and BCP-47 tags with a region subtag (``pt-BR``). Script subtags are refused
-(``ru-Latn`` is romanised Russian, a different corpus), as is anything unknown.
+and BCP-47 tags with a region subtag (``pt-BR``) or the language's usual script
+(``zh-Hans``, ``sr-Cyrl``). Other script subtags are refused (``ru-Latn`` is romanised
+Russian, a different corpus), as is anything unknown.
 
 Module is dependency-free on purpose: both stages import it.
 """
@@ -196,6 +197,7 @@ def _parse_table() -> tuple[dict[str, Language], dict[str, str]]:
 
 _LANGUAGES, _ALIASES = _parse_table()
 _REGION = re.compile(r"^([A-Za-z]{2,3})[-_]([A-Za-z]{2}|\d{3})$")
+_SCRIPT = re.compile(r"^([A-Za-z]{2,3})[-_]([A-Za-z]{4})$")
 
 
 def normalize(code: str) -> str:
@@ -211,8 +213,13 @@ def normalize(code: str) -> str:
     match = _REGION.match(code.strip())
     if match and match.group(1).casefold() in _ALIASES:
         return _ALIASES[match.group(1).casefold()]  # pt-BR -> pt: region does not change the language
+    script = _SCRIPT.match(code.strip())
+    if script and script.group(1).casefold() in _ALIASES:
+        lang = _LANGUAGES[_ALIASES[script.group(1).casefold()]]
+        if script.group(2).casefold() == lang.script.casefold():
+            return lang.code  # zh-Hans, sr-Cyrl: the language in its usual script
     hint = ""
-    if re.match(r"^[A-Za-z]{2,3}[-_][A-Za-z]{4}$", code.strip()):
+    if script:
         hint = " (a script subtag such as '-Latn' marks a romanised variant, which jaxlt keeps apart)"
     raise UnknownLanguageError(
         f"unknown language code {code!r}{hint}; known: ISO 639-1/639-3 codes or English names of "

@@ -19,14 +19,14 @@ SHARED = pathlib.Path("/work/shared/data")
         ("zh", "zh"), ("zho", "zh"), ("cmn", "zh"), ("chi", "zh"),
         ("iw", "he"), ("heb", "he"), ("jw", "jv"), ("in", "id"),
         ("EN", "en"), (" de ", "de"), ("pt-BR", "pt"), ("en_US", "en"),
-        ("ceb", "ceb"), ("fil", "fil"), ("tgl", "tl"), ("nb", "no"),
+        ("ceb", "ceb"), ("fil", "fil"), ("tgl", "tl"), ("nb", "no"), ("zh-Hans", "zh"), ("sr-Cyrl", "sr"),
     ],
 )
 def test_normalize_accepts_every_spelling(code, expected):
     assert L.normalize(code) == expected
 
 
-@pytest.mark.parametrize("bad", ["xx", "klingon", "ru-Latn", "", "e"])
+@pytest.mark.parametrize("bad", ["xx", "klingon", "ru-Latn", "zh-Latn", "", "e"])
 def test_unknown_code_is_an_error_naming_it(bad):
     with pytest.raises(L.UnknownLanguageError, match="unknown language code"):
         L.normalize(bad)
