@@ -88,3 +88,32 @@ def test_one_language_task_is_an_error(tmp_path):
     text.write_text_dir(tmp_path, "xnli", "en", ["a b c"])
     with pytest.raises(ValueError, match="only"):
         text.compute_text_features(tmp_path)
+
+
+def test_features_text_command_feeds_analyze(tmp_path):
+    """`jaxlt features text` writes a long pair table that `jaxlt analyze --pair-features` reads."""
+    import itertools
+
+    import pandas as pd
+
+    from jaxlt import cli
+
+    corpus = {"en": "the cat sat on the mat", "de": "die katze sass auf der matte", "fi": "kissa istui matolla",
+              "sw": "paka aliketi kwenye mkeka"}
+    for code, line in corpus.items():
+        text.write_text_dir(tmp_path / "text", "xnli", code, [line])
+    assert cli.main(["features", "text", "--text", str(tmp_path / "text"), "--out", str(tmp_path / "f")]) == 0
+    long = pd.read_csv(tmp_path / "f" / "text_pair_features.csv")
+    assert list(long.columns) == ["task", "source", "target", "feature", "value"]
+    wide, _ = text.compute_text_features(tmp_path / "text")
+    lex = long[(long.feature == "LEX") & (long.source == "en") & (long.target == "fi")]["value"].item()
+    assert lex == pytest.approx(wide[(wide.source == "en") & (wide.target == "fi")]["LEX"].item())
+    rows = [{"task": "xnli", "model": "mt5-small", "source": s, "target": t, "n_target": 0, "score": 80.0 if s == t else 40.0 + i}
+            for i, (s, t) in enumerate(itertools.product(corpus, corpus))]
+    pd.DataFrame(rows).to_csv(tmp_path / "r.csv", index=False)
+    assert cli.main(["analyze", "--results", str(tmp_path / "r.csv"), "--pair-features", str(tmp_path / "f" / "text_pair_features.csv"),
+                     "--out", str(tmp_path / "o"), "--permutations", "10", "--no-models"]) == 0
+    frame = pd.read_csv(tmp_path / "o" / "tables" / "analysis_frame.csv")
+    assert frame["LEX"].notna().all() and frame["MORPH"].notna().all()
+    used = pd.read_csv(tmp_path / "o" / "tables" / "pair_features.csv")
+    assert used[(used.feature == "LEX") & (used.source == "en") & (used.target == "fi")]["value"].item() == pytest.approx(lex)

@@ -25,6 +25,14 @@ class AnalysisResult:
     options: dict
 
 
+def pair_feature_table(frame: pd.DataFrame, features: list[str]) -> pd.DataFrame:
+    """The pair features actually used, long as DESIGN.md: task, model, source, target, feature, value."""
+    pair = [f for f in features if f in frame.columns and f not in ("S_S",)]
+    unique = frame.drop_duplicates(["task", "model", "source", "target"])
+    long = unique.melt(id_vars=["task", "model", "source", "target"], value_vars=pair, var_name="feature", value_name="value")
+    return long.dropna(subset=["value"]).sort_values(["task", "model", "source", "target", "feature"]).reset_index(drop=True)
+
+
 def analyze(data: AnalysisData, *, n_features: int = 5, lasso_alpha: float = 0.01, n_permutations: int = 999,
             seed: int = 0, features: list[str] | None = None, coverage: float = 0.9) -> AnalysisResult:
     frame = data.frame
@@ -93,6 +101,7 @@ def analyze(data: AnalysisData, *, n_features: int = 5, lasso_alpha: float = 0.0
     tables["relative_transfer"] = relative
     tables["source_ranking"] = transfer.source_ranking(relative)
     tables["greedy_selection"] = pd.concat(greedy, ignore_index=True) if greedy else pd.DataFrame()
+    tables["pair_features"] = pair_feature_table(frame, data.correlation_features)
     tables["ledger"] = pd.DataFrame(data.ledger.records(), columns=["kind", "stage", "what", "reason", "count", "examples"])
     options = dict(n_features=n_features, lasso_alpha=lasso_alpha, n_permutations=n_permutations, seed=seed,
                    features=features, coverage=coverage)
