@@ -65,3 +65,24 @@ def test_symmetry_and_unknown_codes():
         typology.pair_features([("en", "qq")])
     with pytest.raises(ValueError, match="unknown feature set"):
         typology.vectors("nope")
+
+
+def test_snapshot_falls_back_to_a_user_cache_built_from_lang2vec(tmp_path, monkeypatch):
+    """An install without the bundled snapshot builds one in the cache (identical to the bundled one)."""
+    monkeypatch.setenv("JAXLT_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(typology, "bundled_snapshot_path", lambda: tmp_path / "absent.npz")
+    assert typology.snapshot_path() == tmp_path / "lang2vec_snapshot.npz"
+    # keep the lang2vec query small: three languages, one feature set
+    monkeypatch.setattr(languages, "codes", lambda: ["en", "sw", "ar"])
+    monkeypatch.setattr(typology, "FEATURE_SETS", ("syntax_wals",))
+    built = typology.vectors("syntax_wals")
+    assert (tmp_path / "lang2vec_snapshot.npz").exists()
+    reference = typology.vectors("syntax_wals", path=_bundled())
+    np.testing.assert_array_equal(built.loc[["en", "sw", "ar"]].to_numpy(), reference.loc[["en", "sw", "ar"]].to_numpy())
+
+
+def _bundled():
+    import importlib.resources
+    import pathlib
+
+    return pathlib.Path(str(importlib.resources.files("jaxlt") / "features" / "data" / "lang2vec_snapshot.npz"))

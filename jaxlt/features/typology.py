@@ -32,12 +32,25 @@ COSINE_SETS = {
 FEATURE_SETS = tuple(WALS_SETS.values()) + tuple(COSINE_SETS.values())
 
 
-def snapshot_path() -> pathlib.Path:
+def bundled_snapshot_path() -> pathlib.Path:
     return pathlib.Path(str(importlib.resources.files("jaxlt") / "features" / "data" / "lang2vec_snapshot.npz"))
 
 
-def build_snapshot(path: str | pathlib.Path | None = None, codes: list[str] | None = None) -> pathlib.Path:
-    """Query lang2vec for every language and write the snapshot atomically."""
+def cache_snapshot_path() -> pathlib.Path:
+    root = os.environ.get("JAXLT_CACHE_DIR") or os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "jaxlt")
+    return pathlib.Path(root) / "lang2vec_snapshot.npz"
+
+
+def snapshot_path() -> pathlib.Path:
+    """The bundled snapshot when the install has it, else the user cache (built on first use)."""
+    bundled = bundled_snapshot_path()
+    return bundled if bundled.exists() else cache_snapshot_path()
+
+
+def build_snapshot(path: str | pathlib.Path | None = None, codes: list[str] | None = None,
+                   feature_sets: tuple[str, ...] | None = None) -> pathlib.Path:
+    """Query lang2vec for every language and write the snapshot atomically (default: where
+    :func:`snapshot_path` points, i.e. the bundled file when it exists)."""
     import warnings
 
     with warnings.catch_warnings():
@@ -47,7 +60,7 @@ def build_snapshot(path: str | pathlib.Path | None = None, codes: list[str] | No
     codes = codes or languages.codes()
     l2v_codes = [languages.lang2vec_code(c) for c in codes]
     arrays = {"languages": np.array(codes)}
-    for feature_set in FEATURE_SETS:
+    for feature_set in feature_sets or FEATURE_SETS:
         table = l2v.get_features(sorted(set(l2v_codes)), feature_set, header=True)
         names = table.pop("CODE")
         matrix = np.array(
@@ -76,7 +89,12 @@ def vectors(feature_set: str, path: str | pathlib.Path | None = None) -> pd.Data
         raise ValueError(f"unknown feature set {feature_set!r}; known: {FEATURE_SETS}")
     path = pathlib.Path(path or snapshot_path())
     if not path.exists():
-        raise FileNotFoundError(f"lang2vec snapshot {path} missing; build it with `jaxlt features typology --refresh`")
+        if path != cache_snapshot_path():
+            raise FileNotFoundError(f"lang2vec snapshot {path} missing; build it with `jaxlt features typology --refresh --snapshot {path}`")
+        import logging
+
+        logging.getLogger("jaxlt.analysis").warning("building the lang2vec snapshot in %s (once, about 15 s)", path)
+        build_snapshot(path)
     data = _snapshot(str(path))
     return pd.DataFrame(data[f"{feature_set}/values"], index=data["languages"], columns=data[f"{feature_set}/names"])
 
