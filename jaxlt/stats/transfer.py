@@ -26,10 +26,14 @@ def target_group(code: str) -> str:
 
 
 def source_ranking(relative: pd.DataFrame) -> pd.DataFrame:
-    """Mean Z and advantage over English per source, over all targets and per target group; ranked."""
+    """Mean Z and advantage over English per source, over all targets and per target group; ranked.
+
+    Targets without an in-language score (e.g. PAN-X Swahili, evaluation-only) have no Z;
+    they are counted in ``n_targets_without_in_language_score``."""
     rel = relative.assign(group=relative["target"].map(target_group))
     overall = rel.groupby(["task", "model", "source"]).agg(
-        mean_Z=("Z", "mean"), mean_advantage_over_en=("advantage_over_en", "mean"), n_targets=("target", "size"))
+        mean_Z=("Z", "mean"), mean_advantage_over_en=("advantage_over_en", "mean"), n_targets=("Z", "count"),
+        n_targets_without_in_language_score=("Z", lambda z: int(z.isna().sum())))
     by_group = rel.pivot_table(index=["task", "model", "source"], columns="group", values="Z", aggfunc="mean")
     by_group.columns = [f"mean_Z[{c}]" for c in by_group.columns]
     table = overall.join(by_group).reset_index()
