@@ -1,5 +1,7 @@
 """Parity of the Flax model with transformers' PyTorch T5/mT5 on tiny random checkpoints."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -12,6 +14,11 @@ from model_fixtures import make_hf_checkpoint, build_torch_model
 
 KINDS = ["mt5", "t5_v1_0"]
 EOS = 1
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _forward(config, params, enc, dec_in):
+    return Transformer(config).apply({"params": params}, enc, dec_in)
 
 
 def _batch(seed=0, vocab=1024):
@@ -52,7 +59,7 @@ def test_logits_match(pair):
     enc, tgt = _batch()
     with torch.no_grad():
         out, dec_in = _torch_forward(torch_model, enc, tgt)
-    logits = Transformer(config).apply({"params": params}, enc, dec_in, tgt)
+    logits = _forward(config, params, enc, dec_in)
     assert logits.dtype == jnp.float32 and logits.shape == (3, 11, config.vocab_size)
     np.testing.assert_allclose(np.asarray(logits), out.logits.numpy(), atol=1e-4, rtol=0)
 
@@ -64,7 +71,7 @@ def test_loss_and_log_likelihood_match(pair):
         out, dec_in = _torch_forward(torch_model, enc, tgt)
         logp = torch.log_softmax(out.logits, -1).gather(-1, torch.tensor(tgt)[..., None])[..., 0]
         ref_ll = (logp * torch.tensor(tgt > 0)).sum(-1).numpy()
-    logits = Transformer(config).apply({"params": params}, enc, dec_in, tgt)
+    logits = _forward(config, params, enc, dec_in)
     loss, aux = losses.cross_entropy_loss(logits, jnp.asarray(tgt), jnp.asarray(tgt > 0, jnp.float32))
     np.testing.assert_allclose(float(loss), float(out.loss), rtol=1e-5)
     assert float(aux["weight_sum"]) == (tgt > 0).sum()
@@ -82,10 +89,9 @@ def test_gradients_match(pair):
     ref = hf_io.state_dict_to_params(config, torch_grads, source="torch grads")
 
     def loss_fn(p):
-        logits = Transformer(config).apply({"params": p}, enc, dec_in, tgt)
-        return losses.cross_entropy_loss(logits, jnp.asarray(tgt), None)[0]
+        return losses.cross_entropy_loss(_forward(config, p, enc, dec_in), jnp.asarray(tgt), None)[0]
 
-    grads = jax.grad(loss_fn)(params)
+    grads = jax.jit(jax.grad(loss_fn))(params)
     flat_ref = dict(jax.tree_util.tree_leaves_with_path(ref))
     flat = jax.tree_util.tree_leaves_with_path(grads)
     assert len(flat) == len(flat_ref)
@@ -98,14 +104,14 @@ def test_gradients_match(pair):
 
 
 def _uncached_greedy(config, params, enc, length):
-    """Reference: recompute the whole decoder for every new token (no cache)."""
-    model = Transformer(config)
+    """Reference: recompute the whole decoder for every new token (no cache). The decoder input is
+    padded to a fixed length (one compilation); causality makes position i ignore what follows."""
     tokens = np.zeros((enc.shape[0], length), np.int32)
     done = np.zeros(enc.shape[0], bool)
     for i in range(length):
-        dec_in = np.concatenate([np.zeros((enc.shape[0], 1), np.int32), tokens[:, :i]], axis=1)
-        logits = model.apply({"params": params}, enc, dec_in)
-        nxt = np.asarray(jnp.argmax(logits[:, -1], -1))
+        dec_in = np.concatenate([np.zeros((enc.shape[0], 1), np.int32), tokens[:, :-1]], axis=1)
+        logits = _forward(config, params, enc, dec_in)
+        nxt = np.asarray(jnp.argmax(logits[:, i], -1))
         nxt = np.where(done, 0, nxt)
         tokens[:, i] = nxt
         done |= nxt == EOS
@@ -115,7 +121,7 @@ def _uncached_greedy(config, params, enc, length):
 def test_greedy_decode_matches_generate_and_uncached(pair):
     kind, torch_model, config, params = pair
     enc, _ = _batch(seed=7)
-    length = 12
+    length = 11  # = the target length of _batch, so the uncached reference reuses _forward's compile
     with torch.no_grad():
         ref = torch_model.generate(input_ids=torch.tensor(enc), attention_mask=torch.tensor(enc > 0),
                                    max_new_tokens=length, do_sample=False, num_beams=1,
@@ -136,7 +142,7 @@ def test_greedy_decode_stops_at_eos(tmp_path):
     path = make_hf_checkpoint(tmp_path, "mt5", model=torch_model)
     config, params = hf_io.load_hf_checkpoint(path)
     enc, _ = _batch(seed=11)
-    length = 10
+    length = 11
     with torch.no_grad():
         ref = torch_model.generate(input_ids=torch.tensor(enc), attention_mask=torch.tensor(enc > 0),
                                    max_new_tokens=length, do_sample=False, num_beams=1,

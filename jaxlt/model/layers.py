@@ -21,8 +21,20 @@ from jaxlt.model.config import T5Config
 MASK_VALUE = -1e10
 
 
-def _param(module: nn.Module, name: str, stddev: float, shape: tuple[int, ...], axes: tuple[str, ...]):
-    init = nn.with_logical_partitioning(nn.initializers.normal(stddev=stddev), axes)
+def init_stddev(config: T5Config, name: str) -> float:
+    """Standard deviation of the normal init of parameter `name` (transformers' T5 init, which
+    folds attention's 1/sqrt(d_kv) into the query), or 0.0 for layer-norm scales (ones)."""
+    d, h, dk = config.d_model, config.num_heads, config.d_kv
+    table = {"query": (d * dk) ** -0.5, "key": d ** -0.5, "value": d ** -0.5, "out": (h * dk) ** -0.5,
+             "wi": d ** -0.5, "wi_0": d ** -0.5, "wi_1": d ** -0.5, "wo": config.d_ff ** -0.5,
+             "rel_embedding": d ** -0.5, "embedding": 1.0, "kernel": d ** -0.5, "scale": 0.0}
+    if name not in table:
+        raise KeyError(f"no init rule for parameter {name!r}")
+    return table[name]
+
+
+def _param(module: nn.Module, name: str, shape: tuple[int, ...], axes: tuple[str, ...]):
+    init = nn.with_logical_partitioning(nn.initializers.normal(stddev=init_stddev(module.config, name)), axes)
     return module.param(name, init, shape, module.config.parameter_dtype)
 
 
@@ -87,8 +99,8 @@ class RelativePositionBiases(nn.Module):
     def __call__(self, query_positions, key_positions):
         """query_positions [b, Q], key_positions [b, K] (b is 1 or the batch) -> float32 [b, H, Q, K]."""
         cfg = self.config
-        table = _param(self, "rel_embedding", cfg.d_model ** -0.5,
-                       (cfg.num_heads, cfg.relative_attention_num_buckets), ("heads", "relpos_buckets"))
+        table = _param(self, "rel_embedding", (cfg.num_heads, cfg.relative_attention_num_buckets),
+                       ("heads", "relpos_buckets"))
         rel = key_positions[:, None, :].astype(jnp.int32) - query_positions[:, :, None].astype(jnp.int32)
         bucket = relative_position_bucket(rel, self.bidirectional, cfg.relative_attention_num_buckets,
                                           cfg.relative_attention_max_distance)
@@ -116,10 +128,10 @@ class MultiHeadAttention(nn.Module):
         dt = cfg.compute_dtype
         h, dk, d = cfg.num_heads, cfg.d_kv, cfg.d_model
         qkv_axes = ("embed", "heads", "kv")
-        wq = _param(self, "query", (d * dk) ** -0.5, (d, h, dk), qkv_axes)
-        wk = _param(self, "key", d ** -0.5, (d, h, dk), qkv_axes)
-        wv = _param(self, "value", d ** -0.5, (d, h, dk), qkv_axes)
-        wo = _param(self, "out", (h * dk) ** -0.5, (h, dk, d), ("heads", "kv", "embed"))
+        wq = _param(self, "query", (d, h, dk), qkv_axes)
+        wk = _param(self, "key", (d, h, dk), qkv_axes)
+        wv = _param(self, "value", (d, h, dk), qkv_axes)
+        wo = _param(self, "out", (h, dk, d), ("heads", "kv", "embed"))
 
         def project_kv(x):
             x = x.astype(dt)
@@ -165,12 +177,12 @@ class MlpBlock(nn.Module):
         x = x.astype(dt)
         names = ("wi_0", "wi_1") if cfg.is_gated else ("wi",)
         hs = [jnp.einsum("bld,df->blf", x,
-                         _param(self, n, cfg.d_model ** -0.5, (cfg.d_model, cfg.d_ff), ("embed", "mlp")).astype(dt))
+                         _param(self, n, (cfg.d_model, cfg.d_ff), ("embed", "mlp")).astype(dt))
               for n in names]
         h = act(hs[0]) * hs[1] if cfg.is_gated else act(hs[0])
         h = constrain(h, ("batch", "length", "mlp"))
         h = nn.Dropout(cfg.dropout_rate)(h, deterministic=self.deterministic)
-        wo = _param(self, "wo", cfg.d_ff ** -0.5, (cfg.d_ff, cfg.d_model), ("mlp", "embed"))
+        wo = _param(self, "wo", (cfg.d_ff, cfg.d_model), ("mlp", "embed"))
         return constrain(jnp.einsum("blf,fd->bld", h, wo.astype(dt)), ("batch", "length", "embed"))
 
 

@@ -33,7 +33,7 @@ def cross_entropy_loss(logits, targets, weights, z_loss: float = 0.0, label_smoo
     if label_smoothing:
         confidence = 1.0 - label_smoothing
         low = label_smoothing / (vocab - 1)
-        soft = jax.nn.one_hot(targets, vocab, on_value=confidence, off_value=low)
+        soft = low + (confidence - low) * jax.nn.one_hot(targets, vocab, dtype=jnp.float32)
         ce = -jnp.sum(soft * log_probs, axis=-1)
         normalizing_constant = -(confidence * jnp.log(confidence) + (vocab - 1) * low * jnp.log(low + 1e-20))
         ce = ce - normalizing_constant
