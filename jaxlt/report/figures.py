@@ -54,7 +54,9 @@ def heatmaps(panels: dict[str, pd.DataFrame | None], values: dict[str, str], tit
     vmin = np.nanmin([np.nanmin(m) for m in matrices])
     vmax = np.nanmax([np.nanmax(m) for m in matrices])
     fig, axes = plt.subplots(1, len(matrices), figsize=(0.62 * len(targets) * len(matrices) + 2, 0.55 * len(sources) + 1.6),
-                             squeeze=False, layout="constrained")
+                             squeeze=False)
+    fig.subplots_adjust(left=0.4 / fig.get_figwidth() * 2, right=0.9, bottom=0.7 / fig.get_figheight() + 0.02,
+                        top=1 - 0.75 / fig.get_figheight(), wspace=0.15)
     for ax, (name, matrix), letter in zip(axes[0], zip(frames, matrices), "abcdef"):
         image = ax.imshow(matrix, cmap=CMAP, vmin=vmin, vmax=vmax, aspect="auto")
         for i in range(matrix.shape[0]):
@@ -69,7 +71,8 @@ def heatmaps(panels: dict[str, pd.DataFrame | None], values: dict[str, str], tit
         ax.set_xlabel("target")
         ax.set_ylabel("source")
         ax.set_title(f"({letter}) {name}", fontsize=9)
-    fig.colorbar(image, ax=axes[0].tolist(), fraction=0.03, pad=0.01, label="score")
+    fig.colorbar(image, cax=fig.add_axes((0.915, 0.7 / fig.get_figheight() + 0.02, 0.012,
+                                          1 - 0.75 / fig.get_figheight() - 0.7 / fig.get_figheight() - 0.02)), label="score")
     fig.suptitle(title, fontsize=10)
     return save(fig, path)
 
@@ -79,8 +82,8 @@ def learning_curves(observed: pd.DataFrame, alphas: pd.DataFrame, title: str, pa
     targets = sorted(set(alphas["target"]))[:max_targets]
     cols = min(3, len(targets))
     rows = int(np.ceil(len(targets) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols + 1.2, 3.0 * rows + 0.4), squeeze=False, sharey=True,
-                             layout="constrained")
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols + 1.2, 3.0 * rows + 0.4), squeeze=False, sharex=True, sharey=True)
+    fig.subplots_adjust(left=0.07, right=0.86, bottom=0.12 / rows + 0.03, top=1 - 0.12 / rows - 0.02, wspace=0.08, hspace=0.35)
     n_max = max(int(observed["n_target"].max()), 1)
     grid = np.linspace(0, np.log1p(n_max), 50)
     colours = plt.get_cmap("tab10")
@@ -97,18 +100,18 @@ def learning_curves(observed: pd.DataFrame, alphas: pd.DataFrame, title: str, pa
         ticks = [n for n in (0, 10, 100, 1000, 10000) if n <= n_max]
         ax.set_xticks(np.log1p(ticks), [str(t) for t in ticks])
         ax.set_title(f"target {target}", fontsize=9)
-        ax.set_xlabel("n target examples (log(n+1) scale)", fontsize=8)
         ax.grid(alpha=0.3)
     for ax in axes.flat[len(targets):]:
         ax.axis("off")
-    axes[0][0].set_ylabel("S_T")
+    fig.supylabel("S_T", fontsize=9)
+    fig.supxlabel("n target examples (log(n+1) scale)", fontsize=9)
     legend = {}
     for ax in axes.flat:  # a source may be missing from any one panel (it is never its own target)
         for handle, label in zip(*ax.get_legend_handles_labels()):
             legend.setdefault(label, handle)
     labels = sorted(legend)
     handles = [legend[label] for label in labels]
-    fig.legend(handles, labels, title="source", loc="outside right center", fontsize=8)
+    fig.legend(handles, labels, title="source", loc="center right", fontsize=8)
     fig.suptitle(title, fontsize=10)
     return save(fig, path)
 
