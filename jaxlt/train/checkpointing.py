@@ -107,8 +107,11 @@ def _manager(directory, keep_last: int, keep_best: int, best_metric: str | None,
         best_mode=best_mode,
         enable_async_checkpointing=async_save, create=not read_only, read_only=read_only,
         cleanup_tmp_directories=not read_only)
+    # Handlers registered up front so that item metadata (shapes, dtypes) can be read before restoring.
+    handlers = {"params": ocp.StandardCheckpointHandler(), "opt_state": ocp.StandardCheckpointHandler(),
+                "meta": ocp.JsonCheckpointHandler()}
     return ocp.CheckpointManager(epath.Path(directory).absolute() if "://" not in str(directory)
-                                 else epath.Path(directory), options=options)
+                                 else epath.Path(directory), options=options, item_handlers=handlers)
 
 
 class Checkpointer:
@@ -238,7 +241,10 @@ def load_inference_params(directory, step: int | None = None, use: str = "best")
         step = max(steps) if step is None else step
     elif step not in steps:
         raise FileNotFoundError(f"no step {step} in {directory}; steps: {steps}")
-    target = _replicated_target(manager.item_metadata(step)["params"])
+    metadata = manager.item_metadata(step)["params"]
+    if metadata is None:
+        raise ValueError(f"{directory} step {step}: no parameter metadata (incomplete or foreign checkpoint)")
+    target = _replicated_target(metadata)
     restored = manager.restore(step, args=ocp.args.Composite(params=ocp.args.StandardRestore(target)))
     log.info("loaded jaxlt checkpoint %s step %d", directory, step)
     return config, restored["params"]

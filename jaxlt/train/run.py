@@ -130,25 +130,6 @@ def load_model(initial_checkpoint_path: str | None, model_name: str | None, over
     return config, loaded.params, spm
 
 
-def load_for_inference(path: str, step: int | None = None):
-    """(config, params, vocabulary) of a jaxlt checkpoint (read here) or anything
-    `jaxlt.model.loading.load_checkpoint` reads (HF directory or hub id)."""
-    from types import SimpleNamespace
-
-    from jaxlt.train.checkpointing import is_jaxlt_checkpoint, load_inference_params
-
-    if is_jaxlt_checkpoint(path):
-        from jaxlt.data.vocabulary import get_vocabulary
-
-        config, params = load_inference_params(path, step)
-        spm = os.path.join(path, "spiece.model")
-        return SimpleNamespace(config=config, params=params,
-                               vocabulary=get_vocabulary(spm) if os.path.exists(spm) else None)
-    from jaxlt.model.loading import load_checkpoint
-
-    return load_checkpoint(path, step=step)
-
-
 def _partitioning():
     from jaxlt.partitioning import PartitioningConfig
 
@@ -268,7 +249,9 @@ def evaluate_run(*, checkpoint_path: str, mixture_or_task_name: str, output_dir:
     from jaxlt.train.evaluation import evaluate_task, write_evaluation
 
     import_task_modules(task_modules)
-    loaded = load_for_inference(checkpoint_path, step=step)
+    from jaxlt.model.loading import load_checkpoint
+
+    loaded = load_checkpoint(checkpoint_path, step=step)
     overrides = {k: v for k, v in model_settings().items() if k in ("dtype", "param_dtype")}
     config = dataclasses.replace(loaded.config, **overrides)
     mesh, rules = _partitioning()
