@@ -72,19 +72,19 @@ class SourceRecommender(BaseEstimator):
         return self.zero_model_.predict(X)
 
     def _pair_rows(self, target: str, sources: list[str]) -> pd.DataFrame:
-        rows = []
-        new = [s for s in sources if (s, target) not in self.known_.index]
-        built = typology.pair_features([(s, target) for s in new]).set_index(KEY) if new else None
-        for source in sources:
-            if (source, target) in self.known_.index:
-                rows.append(self.known_.loc[(source, target)].to_dict() | {"source": source, "target": target})
-                continue
-            row = {"source": source, "target": target, **built.loc[(source, target)].to_dict(),
-                   **self.source_features_.loc[source].to_dict()}
+        """Feature rows for (source, target): from the fitted data when the pair is known,
+        otherwise built from offline features (typology, SIZE, the source's in-language score)."""
+        known = self.known_.xs(target, level="target", drop_level=False) if target in self.known_.index.get_level_values("target") else None
+        have = set(known.index.get_level_values("source")) if known is not None else set()
+        parts = [known.reset_index()] if known is not None else []
+        new = [s for s in sources if s not in have]
+        if new:
+            built = typology.pair_features([(s, target) for s in new])
+            built = built.join(self.source_features_, on="source")
             if "SIZE_T" in self.features_:
-                row["SIZE_T"] = sizes.log_size(sizes.corpus_for_model(self.model_)).get(target, np.nan)
-            rows.append(row)
-        frame = pd.DataFrame(rows)
+                built["SIZE_T"] = sizes.log_size(sizes.corpus_for_model(self.model_)).get(target, np.nan)
+            parts.append(built)
+        frame = pd.concat(parts, ignore_index=True).set_index("source").loc[sources].reset_index()
         used = set(self.zero_model_.selected_) | (set(self.alpha_model_.selected_) if self.alpha_model_ else set())
         fresh = frame["source"].isin(new).to_numpy()
         lacking = sorted(f for f in used if f not in frame.columns or (f not in _COMPUTABLE and frame.loc[fresh, f].isna().any()))
@@ -93,7 +93,8 @@ class SourceRecommender(BaseEstimator):
                              "available for this target (only typology, SIZE and the sources' in-language scores can be "
                              "computed for a pair outside the results)")
         # Missing values of computable features (sparse WALS) are mean-imputed, as in training; say which.
-        frame["imputed"] = [",".join(f for f in sorted(used) if pd.isna(row[f])) for _, row in frame.iterrows()]
+        missing = frame[sorted(used)].isna()
+        frame["imputed"] = [",".join(missing.columns[row]) for row in missing.to_numpy()]
         return frame
 
     def recommend(self, target: str, n: int = 0, sources: list[str] | None = None) -> pd.DataFrame:
