@@ -1,0 +1,116 @@
+"""`jaxlt predict` / `score` / `demo` against transformers + sentencepiece, and the bundled tiny model."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import sentencepiece as spm
+import torch
+
+from jaxlt.commands import demo, predict, score
+from model_fixtures import SPM_PATH, build_torch_model, make_hf_checkpoint
+
+TEXTS = ["Hello world.", "Der Zug ist pünktlich angekommen und alle steigen aus.", "", "猫はソファで寝ている。",
+         "xnli premise: El mercado abre los domingos. hypothesis: Venden fruta allí."]
+TARGETS = ["entailment", "neutral", "x", "Ein längeres Ziel mit mehreren Wörtern.", "contradiction"]
+EOS = 1
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    model = build_torch_model("mt5", seed=9)
+    with torch.no_grad():  # make EOS likely so some predictions stop early
+        model.lm_head.weight[EOS] = 2.5 * model.lm_head.weight[7]
+    return model, make_hf_checkpoint(tmp_path_factory.mktemp("ckpt"), "mt5", model=model)
+
+
+def _write(path, records):
+    with open(path, "w", encoding="utf-8") as f:
+        for r in records:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+
+
+def _read(path):
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f]
+
+
+def _sp_ids(text):
+    return spm.SentencePieceProcessor(model_file=SPM_PATH).encode(text) + [EOS]
+
+
+def test_predict_matches_generate(tmp_path, checkpoint):
+    model, ckpt = checkpoint
+    _write(tmp_path / "in.jsonl", [{"inputs": t, "id": i} for i, t in enumerate(TEXTS)])
+    rc = predict.main(["--checkpoint", ckpt, "--input", str(tmp_path / "in.jsonl"), "--output",
+                       str(tmp_path / "out.jsonl"), "--max_decode_length", "10", "--batch_size", "2", "--no_progress"])
+    assert rc == 0
+    out = _read(tmp_path / "out.jsonl")
+    assert [r["id"] for r in out] == list(range(len(TEXTS)))
+    sp = spm.SentencePieceProcessor(model_file=SPM_PATH)
+    lengths = []
+    for text, record in zip(TEXTS, out):
+        with torch.no_grad():
+            ref = model.generate(input_ids=torch.tensor([_sp_ids(text)]), max_new_tokens=10, do_sample=False,
+                                 num_beams=1, decoder_start_token_id=0, eos_token_id=EOS, pad_token_id=0)[0, 1:]
+        ref = ref.tolist()
+        ref = ref[:ref.index(EOS)] if EOS in ref else ref
+        assert record["prediction_ids"] == ref, text
+        assert record["prediction"] == sp.decode([i for i in ref if i < sp.get_piece_size()])
+        lengths.append(len(ref))
+    assert min(lengths) < 10, "fixture should stop some predictions at EOS"
+
+
+def test_score_matches_transformers(tmp_path, checkpoint):
+    model, ckpt = checkpoint
+    _write(tmp_path / "in.jsonl", [{"inputs": x, "targets": y} for x, y in zip(TEXTS, TARGETS)])
+    assert score.main(["--checkpoint", ckpt, "--input", str(tmp_path / "in.jsonl"), "--output",
+                       str(tmp_path / "out.jsonl"), "--batch_size", "3", "--no_progress"]) == 0
+    out = _read(tmp_path / "out.jsonl")
+    for x, y, record in zip(TEXTS, TARGETS, out):
+        labels = torch.tensor([_sp_ids(y)])
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([_sp_ids(x)]), labels=labels).logits
+        ref = torch.log_softmax(logits, -1).gather(-1, labels[..., None]).sum().item()
+        assert record["num_tokens"] == labels.shape[1]
+        np.testing.assert_allclose(record["log_likelihood"], ref, rtol=1e-5)
+
+
+def test_bad_input_is_reported_and_writes_nothing(tmp_path, checkpoint, capsys):
+    _, ckpt = checkpoint
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"inputs": "ok"}\n{"inputs": "broken"\n')
+    out = tmp_path / "out.jsonl"
+    assert predict.main(["--checkpoint", ckpt, "--input", str(bad), "--output", str(out)]) == 1
+    assert f"{bad}:2: invalid JSON" in capsys.readouterr().err
+    bad.write_text('{"inputs": "ok", "targets": "a"}\n{"inputs": "no target"}\n')
+    assert score.main(["--checkpoint", ckpt, "--input", str(bad), "--output", str(out)]) == 1
+    assert f"{bad}:2: missing field 'targets'" in capsys.readouterr().err
+    assert predict.main(["--checkpoint", str(tmp_path / "none"), "--input", str(bad), "--output", str(out)]) == 1
+    assert "no such checkpoint directory" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_bundled_tiny_model_is_reproducible_and_loads_in_transformers(tmp_path):
+    from transformers import AutoModelForSeq2SeqLM
+
+    from jaxlt.resources.tiny_model import build_model  # noqa: E402
+
+    bundled = os.path.dirname(build_model.__file__)
+    build_model.build(str(tmp_path))
+    for name in ("config.json", "model.safetensors"):
+        with open(os.path.join(bundled, name), "rb") as a, open(tmp_path / name, "rb") as b:
+            assert a.read() == b.read(), f"bundled {name} differs from a fresh build"
+    model = AutoModelForSeq2SeqLM.from_pretrained(bundled).eval()
+    assert type(model).__name__ == "MT5ForConditionalGeneration"
+    assert model.config.vocab_size == 1024 and model.config.vocab_size % 128 == 0
+
+
+def test_demo_runs_end_to_end(tmp_path, capsys):
+    assert demo.main(["--workdir", str(tmp_path), "--max_decode_length", "6"]) == 0
+    predictions, scores = _read(tmp_path / "predictions.jsonl"), _read(tmp_path / "scores.jsonl")
+    assert len(predictions) == len(scores) == len(demo.EXAMPLES)
+    assert all(len(p["prediction_ids"]) <= 6 for p in predictions)
+    assert all(s["log_likelihood"] < 0 and s["num_tokens"] >= 2 for s in scores)
+    assert "predict:" in capsys.readouterr().out
