@@ -120,7 +120,9 @@ def test_nan_scores_are_counted_in_the_report(tmp_path):
     frame = pd.read_csv(results)
     frame.loc[[5, 9], "score"] = np.nan
     frame.to_csv(results, index=False)
-    assert cli.main(["analyze", "--results", str(results), "--out", str(tmp_path / "o"), "--permutations", "10", "--no-models"]) == 0
+    assert cli.main(["analyze", "--results", str(results), "--out", str(tmp_path / "o"), "--permutations", "10", "--no-models",
+                     "--jobs", "2"]) == 0  # also covers rendering figures in forked processes
+    assert len(list((tmp_path / "o" / "figures").glob("*.png"))) >= 5
     ledger = pd.read_csv(tmp_path / "o" / "tables" / "ledger.csv")
     row = ledger[ledger.reason.str.contains("NaN")]
     assert row["count"].item() == 2 and "line 7" in row["examples"].item()
