@@ -36,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--metric", action="append", default=[], metavar="TASK=METRIC", help="metric per task when several exist")
     parser.add_argument("--strategy", help="n-shot strategy when the results hold several (zero_shot rows are always used)")
     parser.add_argument("--sampling", help="n-shot sampling when the results hold several")
-    parser.add_argument("--features", help="comma-separated regression features (default: the paper's, where available)")
+    parser.add_argument("--features", help="comma-separated regression features (default: the paper's, where available); "
+                        "'all' adds the lang2vec/URIEL distances dist_*")
     parser.add_argument("--n-features", type=int, default=5, help="features kept by recursive elimination (default: %(default)s)")
     parser.add_argument("--lasso-alpha", type=float, default=0.01, help="Lasso penalty on [0,1]-scaled features (default: %(default)s)")
     parser.add_argument("--permutations", type=int, default=999, help="language permutations per correlation (default: %(default)s)")
@@ -106,7 +107,10 @@ def main(argv: list[str]) -> int:
         language = model_features.read_language_features(args.model_features) if args.model_features else None
         data = build_frame(results, ledger, text_pairs=text_pairs, language_features=language, pair_features=pairs_long,
                            metrics=metrics, strategy=args.strategy, sampling=args.sampling, size_corpus=args.size_corpus)
-        features = [f.strip() for f in args.features.split(",")] if args.features else None
+        if args.features == "all":  # cos_X = 1 - dist_X, so the distances alone carry the lang2vec information
+            features = [f for f in data.correlation_features if not f.startswith("cos_")]
+        else:
+            features = [f.strip() for f in args.features.split(",")] if args.features else None
         result = analyze(data, n_features=args.n_features, lasso_alpha=args.lasso_alpha, n_permutations=args.permutations,
                          seed=args.seed, features=features, coverage=args.coverage)
         inputs = {"results": str(args.results), "text": str(args.text or "none"),
