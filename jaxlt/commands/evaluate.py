@@ -42,12 +42,16 @@ def main(argv: list[str]) -> int:
     logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs every file it writes at INFO
     from jaxlt.train import run
 
-    parse_gin([RUN_FILE, *args.gin_file], bindings, args.gin_search_paths)
+    import gin
+
+    # Not finalized yet: gin's own check would report only the first missing macro.
+    parse_gin([RUN_FILE, *args.gin_file], bindings, args.gin_search_paths, finalize=False)
     try:
         run.check_required_macros(run.EVAL_MACROS, RUN_FILE)
     except run.MissingMacroError as e:
         print(f"jaxlt evaluate: {e}", file=sys.stderr)
         return 2
+    gin.finalize()
     run.setup_jax()
     results = run.evaluate_run(progress=not args.no_progress)
     print(json.dumps(results))

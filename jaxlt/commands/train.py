@@ -42,16 +42,18 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(rest)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs every file it writes at INFO
-    import gin
-
     from jaxlt.train import run
 
-    parse_gin([RUN_FILE, *args.gin_file], bindings, args.gin_search_paths)
+    import gin
+
+    # Not finalized yet: gin's own check would report only the first missing macro.
+    parse_gin([RUN_FILE, *args.gin_file], bindings, args.gin_search_paths, finalize=False)
     try:
         run.check_required_macros(run.TRAIN_MACROS, RUN_FILE)
     except run.MissingMacroError as e:
         print(f"jaxlt train: {e}", file=sys.stderr)
         return 2
+    gin.finalize()
     run.setup_jax()
     summary = run.train_run(progress=not args.no_progress)
     print(json.dumps(summary))

@@ -234,13 +234,14 @@ def train_run(*, model_dir: str, mixture_or_task_name: str, train_steps: int, ba
 
 @gin.configurable(module="jaxlt.train")
 def evaluate_run(*, checkpoint_path: str, mixture_or_task_name: str, output_dir: str, batch_size: int,
-                 task_feature_lengths: dict, split: str = "validation", step: int | None = None,
+                 task_feature_lengths: dict, split: str | Sequence[str] = "validation", step: int | None = None,
                  max_decode_length: int | None = None, rank_classification: bool = False,
                  label_strings: Sequence[str] | None = None, max_examples: int | None = None,
                  task_modules: Sequence[str] = DEFAULT_TASK_MODULES, compiler_options: dict | None = None,
                  progress: bool = True) -> dict:
     """Evaluates a checkpoint (jaxlt: its best step, else the last; or an HF dir / hub id) on every
-    task of mixture_or_task_name; writes {task}.{split}.metrics.json and .predictions.jsonl."""
+    task of mixture_or_task_name and every split in `split` (a name or a list); writes
+    {task}.{split}.metrics.json and .predictions.jsonl. Returns {"task/split": metrics}."""
     import jax
 
     import dataclasses
@@ -260,14 +261,15 @@ def evaluate_run(*, checkpoint_path: str, mixture_or_task_name: str, output_dir:
     params = trainer.place_params(loaded.params)
     results = {}
     for task in _eval_task_names(None, mixture_or_task_name):
-        metrics, predictions = evaluate_task(
-            trainer, params, task, split, vocabulary=loaded.vocabulary, batch_size=batch_size,
-            max_decode_length=max_decode_length or trainer.lengths["targets"],
-            rank_classification=rank_classification, label_strings=label_strings,
-            max_examples=max_examples, progress=progress)
-        if jax.process_index() == 0:
-            write_evaluation(output_dir, task, split, metrics, predictions, step,
-                             extra={"checkpoint": str(checkpoint_path)})
-        results[task] = metrics
-        log.info("%s %s: %s", task, split, json.dumps(metrics))
+        for one_split in [split] if isinstance(split, str) else list(split):
+            metrics, predictions = evaluate_task(
+                trainer, params, task, one_split, vocabulary=loaded.vocabulary, batch_size=batch_size,
+                max_decode_length=max_decode_length or trainer.lengths["targets"],
+                rank_classification=rank_classification, label_strings=label_strings,
+                max_examples=max_examples, progress=progress)
+            if jax.process_index() == 0:
+                write_evaluation(output_dir, task, one_split, metrics, predictions, step,
+                                 extra={"checkpoint": str(checkpoint_path)})
+            results[f"{task}/{one_split}"] = metrics
+            log.info("%s %s: %s", task, one_split, json.dumps(metrics))
     return results
