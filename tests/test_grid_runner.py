@@ -22,7 +22,8 @@ from jaxlt.grid.store import ResultsDirConfigError, ResultsStore
 from jaxlt.grid.toy import ToyExecutor
 
 SPEC = GridSpec(tasks=["toy_nli"], sources=["en", "de"], targets=["en", "de", "sw"], n_values=[10, 50],
-                seeds=[0, 1], strategy="sequential", sampling="random", model="toy-logreg")
+                seeds=[0, 1], strategy="sequential", sampling="random", model="toy-logreg",
+                fewshot_same_language=True)
 SETTINGS = GridSettings(executor="toy", source_steps=200, fewshot_steps=50, batch_size=16)
 GIN = ["--gin_file=runs/grid_toy.gin"]
 
@@ -79,6 +80,11 @@ def test_cells_enumerated_with_zero_shot_and_paper_counts():
     # The paper's grid: 8 n values x 4 seeds; zero-shot shares one fine-tune per (source, seed).
     paper = GridSpec(tasks=["x"], sources=["en"], targets=["de", "fr"], model="mt5-base")
     assert len(enumerate_cells(paper)) == 1 * 4 * 2 * (1 + 8)
+    # by default no few-shot cells on the diagonal (source == target): zero-shot S_S only
+    diag = GridSpec(tasks=["x"], sources=["en", "de"], targets=["en", "de"], n_values=[10], seeds=[0], model="m")
+    cells = enumerate_cells(diag)
+    assert sorted((c.source, c.target, c.n) for c in cells) == [
+        ("de", "de", 0), ("de", "en", 0), ("de", "en", 10), ("en", "de", 0), ("en", "de", 10), ("en", "en", 0)]
 
 
 def test_config_hash_is_stable_and_changes_with_config():

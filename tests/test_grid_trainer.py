@@ -54,7 +54,7 @@ def records(root):
 
 def test_every_cell_recorded_with_timings_and_one_compile(finished, executor):
     recs = records(finished)
-    assert len(recs) == 2 * 2 * 2
+    assert len(recs) == 2 * 2 + 3  # zero-shot on both targets; few-shot except en->en
     for r in recs.values():
         assert 0 <= r["metrics"]["accuracy"] <= 100 and r["eval_details"]["examples"] == 16
         assert r["timings"]["wall_seconds"] > 0 and r["timings"]["steps"] in (20, 5)
@@ -121,3 +121,21 @@ def test_fewshot_training_leaves_the_source_model_untouched(finished, executor):
     # the source params (kept in memory for the next cells) survived the donated train steps
     same = jax.tree.leaves(jax.tree.map(lambda a, b: bool(np.array_equal(np.asarray(a), b)), source, snapshot))
     assert all(same)
+
+
+def test_nested_nshot_prefix_equals_the_seqio_nshot_set(finished, executor):
+    """The executor feeds n=4 from its cached n=8 set; seqio's own n=4 set must be that prefix."""
+    import seqio
+
+    from jaxlt.data import mixtures
+
+    small = Cell("xnli", "de", 0, "sw", 4, "sequential", "random")
+    executor._nshot_arrays(Cell("xnli", "de", 0, "sw", 8, "sequential", "random"))  # cache the n=8 set
+    ours = executor._nshot_arrays(small)
+    name = mixtures.register_mixture("xnli", "de", "sw", 4, 0, "sequential", "random")
+    ds = seqio.get_mixture_or_task(name).get_dataset(executor.lengths, split="train", shuffle=False,
+                                                      num_epochs=1, use_cached=False)
+    rows = list(seqio.EncDecFeatureConverter(pack=False)(ds, executor.lengths).as_numpy_iterator())
+    assert len(rows) == 4 == len(ours["encoder_input_tokens"])
+    for k in ours:
+        np.testing.assert_array_equal(ours[k], np.stack([r[k] for r in rows]))

@@ -69,6 +69,8 @@ def enumerate_cells(spec: GridSpec) -> list[Cell]:
                 for target in spec.targets_for(task):
                     if spec.zero_shot:
                         cells.append(Cell(task, source, seed, target, 0, ZERO_SHOT, ""))
+                    if target == source and not spec.fewshot_same_language:
+                        continue
                     for n in spec.n_values:
                         cells.append(Cell(task, source, seed, target, n, spec.strategy, spec.sampling))
     cells.sort()

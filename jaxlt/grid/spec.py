@@ -36,6 +36,9 @@ class GridSpec:
     sampling: str = "random"
     model: str = "mt5-base"
     zero_shot: bool = True
+    # Few-shot cells with source == target add target examples to a model already fine-tuned on
+    # the target: not a transfer pair, so off by default (the zero-shot diagonal S_S is kept).
+    fewshot_same_language: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "tasks", tuple(self.tasks))
