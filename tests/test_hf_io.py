@@ -151,3 +151,25 @@ def test_load_checkpoint_returns_vocabulary(good_dir):
     assert loaded.vocabulary.encode("hello")[-1] != 1  # seqio adds EOS in the feature converter, not here
     assert loaded.config.vocab_size == 1024
     shutil.rmtree(good_dir)
+
+
+def test_hf_to_jaxlt_checkpoint_round_trip(tmp_path, mt5_model):
+    """HF -> jaxlt params -> orbax (training engineer's Checkpointer) -> load_checkpoint: same logits."""
+    import jax.numpy as jnp
+
+    from jaxlt.model.network import Transformer
+    from jaxlt.train.checkpointing import Checkpointer
+    from jaxlt.train.state import TrainState
+
+    hf_dir = make_hf_checkpoint(tmp_path / "hf", model=mt5_model)
+    config, params = hf_io.load_hf_checkpoint(hf_dir)
+    with Checkpointer(str(tmp_path / "jaxlt"), config, os.path.join(hf_dir, "spiece.model"),
+                      async_save=False) as ckpt:
+        ckpt.save(7, TrainState(step=jnp.int32(7), params=params, opt_state={"count": jnp.int32(7)}))
+    loaded = load_checkpoint(str(tmp_path / "jaxlt"))
+    assert loaded.config == config and loaded.vocabulary.vocab_size == 946
+    _assert_same_params(loaded.params, params)
+    logits = Transformer(loaded.config).apply({"params": loaded.params}, ENC, DEC)
+    np.testing.assert_allclose(np.asarray(logits), _torch_logits(mt5_model), atol=1e-4)
+    with pytest.raises(Exception, match="no step 3"):
+        load_checkpoint(str(tmp_path / "jaxlt"), step=3)
