@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import sys
+import tempfile
 
 from jaxlt.gin_flags import add_gin_arguments, parse_gin, split_gin_bindings
 
@@ -21,7 +22,8 @@ Workers default to SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT. Finished cells 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="jaxlt grid", description=__doc__, epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--results_dir", help="results store directory (one per configuration)")
+    p.add_argument("--results_dir", help="results store directory (one per configuration; "
+                                         "optional with --dry_run)")
     p.add_argument("--dry_run", action="store_true", help="print the cells and a work estimate; train nothing")
     p.add_argument("--stage", choices=("all", "source", "fewshot"), default="all",
                    help="all: whole source-run groups per worker; source: source fine-tunes + zero-shot only; "
@@ -74,8 +76,11 @@ def _main(argv: list[str]) -> int:
     spec, settings = configurables.from_gin()
     worker_index, num_workers = partition.worker_from_env(args.worker_index, args.num_workers)
     if not args.results_dir:
-        print("jaxlt grid: --results_dir is required", file=sys.stderr)
-        return 2
+        if not args.dry_run:
+            print("jaxlt grid: --results_dir is required", file=sys.stderr)
+            return 2
+        # a plan of the whole grid: a results directory that does not exist (nothing finished)
+        args.results_dir = os.path.join(tempfile.gettempdir(), f"jaxlt-dry-run-{os.getpid()}-none")
     runner = GridRunner(spec, settings, ResultsStore(args.results_dir), lambda: make_executor(settings),
                         worker_index=worker_index, num_workers=num_workers, stage=args.stage,
                         progress=not args.no_progress and writer, catalog=make_catalog(settings),
