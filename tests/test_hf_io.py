@@ -173,3 +173,31 @@ def test_hf_to_jaxlt_checkpoint_round_trip(tmp_path, mt5_model):
     np.testing.assert_allclose(np.asarray(logits), _torch_logits(mt5_model), atol=1e-4)
     with pytest.raises(Exception, match="no step 3"):
         load_checkpoint(str(tmp_path / "jaxlt"), step=3)
+
+
+@pytest.mark.parametrize("repo_files, expected", [
+    (["config.json", "spiece.model", "model.safetensors", "pytorch_model.bin"], "model.safetensors"),
+    (["config.json", "spiece.model", "flax_model.msgpack", "pytorch_model.bin", "tf_model.h5"], "flax_model.msgpack"),
+    (["config.json", "spiece.model", "pytorch_model.bin"], "pytorch_model.bin"),
+])
+def test_hub_ids_fetch_one_weight_format(monkeypatch, good_dir, repo_files, expected):
+    """A hub id is resolved with snapshot_download (faked here: no network in tests)."""
+    import fnmatch
+
+    import huggingface_hub
+
+    from jaxlt.model.loading import resolve_checkpoint_path
+
+    calls = {}
+
+    def fake_snapshot_download(repo_id, allow_patterns):
+        calls["repo_id"], calls["patterns"] = repo_id, allow_patterns
+        return good_dir
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(huggingface_hub, "list_repo_files", lambda repo_id: repo_files)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
+    assert resolve_checkpoint_path("google/mt5-small") == good_dir
+    fetched = {f for f in repo_files if any(fnmatch.fnmatch(f, p) for p in calls["patterns"])}
+    assert calls["repo_id"] == "google/mt5-small"
+    assert fetched == {"config.json", "spiece.model", expected}

@@ -40,7 +40,11 @@ def _hub_download(repo_id: str) -> str:
         files = set()
     patterns = list(_HUB_PATTERNS)
     if files and not any(f.endswith(".safetensors") for f in files):
-        patterns += ["pytorch_model.bin", "pytorch_model.bin.index.json", "pytorch_model-*.bin"]
+        # google/mt5-* ship flax_model.msgpack and pytorch_model.bin: prefer the one that needs no torch.
+        if "flax_model.msgpack" in files:
+            patterns.append("flax_model.msgpack")
+        else:
+            patterns += ["pytorch_model.bin", "pytorch_model.bin.index.json", "pytorch_model-*.bin"]
     return snapshot_download(repo_id, allow_patterns=patterns)
 
 
