@@ -114,3 +114,22 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
     assert all(len(p["prediction_ids"]) <= 6 for p in predictions)
     assert all(s["log_likelihood"] < 0 and s["num_tokens"] >= 2 for s in scores)
     assert "predict:" in capsys.readouterr().out
+
+
+def test_tokenize_truncates_keeping_eos_and_logs_the_count(caplog):
+    from jaxlt.data.vocabulary import get_vocabulary
+    from jaxlt.model.inference import bucket_length, padded_batches, tokenize
+
+    vocab = get_vocabulary(SPM_PATH)
+    long_text = " ".join(["Der Zug ist pünktlich angekommen"] * 5)
+    with caplog.at_level("WARNING"):
+        ids = tokenize(vocab, ["Hello world.", long_text], EOS, max_length=9)
+    assert ids[0] == _sp_ids("Hello world.")  # 8 pieces + EOS: fits exactly
+    assert ids[1] == _sp_ids(long_text)[:8] + [EOS]
+    assert "1 of 2 inputs truncated to 9 tokens" in caplog.text
+    assert [bucket_length(n) for n in (1, 8, 9, 33)] == [8, 8, 16, 64]
+    batches = list(padded_batches([[5, 1], [6, 7, 1], [8] * 9 + [1]], 2))
+    assert [(start, count) for start, count, _ in batches] == [(0, 2), (2, 1)]
+    (first,), (last,) = batches[0][2], batches[1][2]
+    assert first.shape == (2, 8) and first[1].tolist() == [6, 7, 1, 0, 0, 0, 0, 0]
+    assert last.shape == (2, 16) and (last[1] == last[0]).all()  # fill row, dropped by the caller
