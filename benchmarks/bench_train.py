@@ -115,7 +115,7 @@ def bench_torch(config, batches, steps, warmup):
         opt.zero_grad(set_to_none=True)
         if i >= warmup:
             times.append(time.perf_counter() - t0)
-    return times, float(out.loss)
+    return times, float(out.loss.detach())
 
 
 def main(argv=None) -> int:
@@ -124,7 +124,7 @@ def main(argv=None) -> int:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--inputs", type=int, default=128)
     parser.add_argument("--targets", type=int, default=32)
-    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     parser.add_argument("--skip_torch", action="store_true")

@@ -35,9 +35,10 @@ DECODER_FEATURES = ("decoder_input_tokens", "decoder_target_tokens", "decoder_lo
 REQUIRED_FEATURES = ("encoder_input_tokens", "decoder_input_tokens", "decoder_target_tokens",
                      "decoder_loss_weights")
 # "Loss normalisation as for the public mT5 checkpoints": t5x's fine-tuning configs for
-# checkpoints converted from Mesh TensorFlow divide the summed loss by this constant
-# (Mesh TF's 2048 x 114 target tokens), instead of by the number of target tokens.
-MESH_TF_LOSS_NORMALIZING_FACTOR = 233472.0
+# checkpoints pre-trained with Mesh TensorFlow divide the summed loss by a constant,
+# pre-training batch size x target length: 1024 x 229 for mT5 (2048 x 114 for T5 / T5.1.1).
+MT5_LOSS_NORMALIZING_FACTOR = 1024.0 * 229
+T5_LOSS_NORMALIZING_FACTOR = 2048.0 * 114
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -60,7 +61,7 @@ class Trainer:
 
     Loss: token cross-entropy with `z_loss` (t5x default 1e-4); the summed loss is
     divided by `loss_normalizing_factor` — a number (e.g.
-    MESH_TF_LOSS_NORMALIZING_FACTOR, as t5x does for the public mT5/T5 checkpoints)
+    MT5_LOSS_NORMALIZING_FACTOR, as t5x does for the public mT5 checkpoints)
     or None for the number of real target tokens in the whole (accumulated) batch.
     With `accumulation_steps` A the batch is split into A micro-batches whose
     gradients are summed before a single optimizer update, so the update equals
@@ -379,8 +380,11 @@ class Trainer:
         return len(self._decode_fns)
 
     def _pad_rows(self, *arrays):
+        """Pads the batch dimension with zero rows: up to batch_size (so a short last batch reuses the
+        compiled function), else to a multiple of the data shards."""
         n = arrays[0].shape[0]
-        m = -(-n // self.data_shards) * self.data_shards
+        m = self.batch_size if n <= self.batch_size else -(-n // self.data_shards) * self.data_shards
+        m = -(-m // self.data_shards) * self.data_shards
         if m == n:
             return n, arrays
         return n, tuple(np.concatenate([a, np.zeros((m - n,) + a.shape[1:], a.dtype)]) for a in arrays)
