@@ -175,3 +175,32 @@ def test_bad_configuration_errors_name_the_problem():
 
     with pytest.raises(ValueError, match=r"shape .* expects"):
         t.init_state(unboxed_init_params(wrong, jax.random.key(0)))
+
+
+def test_bf16_compute_with_fp32_params_on_packed_batches():
+    import jax.numpy as jnp
+
+    from jaxlt.model.losses import cross_entropy_loss
+    from jaxlt.model.network import Transformer
+
+    lengths = {"inputs": 64, "targets": 16}
+    cfg = CONFIG.replace(dtype="bfloat16", dropout_rate=0.0)
+    t = Trainer(cfg, batch_size=4, feature_lengths=lengths, packed=True, mesh=P.create_mesh((2, 1)),
+                compiler_options=FAST)
+    data = train_batches(register_fixture_task(), lengths, 4, seed=0, pack=True)(0)
+    batch = next(data)
+    assert (batch["encoder_segment_ids"].max(axis=1) >= 2).any()  # really packed
+    state, history = t.train(t.init_state(params()), [batch] + [next(data) for _ in range(2)], 3, seed=0,
+                             progress=False)
+    assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(state.params))
+    assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(state.opt_state) if hasattr(x, "dtype")
+               and x.ndim > 0)
+    # The bf16 step's loss is close to an fp32 forward pass of the same packed batch.
+    fp32 = Transformer(CONFIG.replace(dropout_rate=0.0))
+    logits = jax.jit(lambda p, b: fp32.apply(
+        {"params": p}, b["encoder_input_tokens"], b["decoder_input_tokens"], b["decoder_target_tokens"],
+        encoder_segment_ids=b["encoder_segment_ids"], decoder_segment_ids=b["decoder_segment_ids"],
+        encoder_positions=b["encoder_positions"], decoder_positions=b["decoder_positions"]))(params(), batch)
+    reference, _ = cross_entropy_loss(logits, batch["decoder_target_tokens"], batch["decoder_loss_weights"])
+    assert abs(history[0]["loss"] - float(reference)) < 0.05, (history[0]["loss"], float(reference))
+    assert np.isfinite([h["loss"] for h in history]).all()
