@@ -37,7 +37,9 @@ def train_batches(mixture_or_task_name: str, task_feature_lengths: Mapping[str, 
 
 def _get_dataset(name, lengths, split, converter, nproc, seed, buffer_size):
     provider = seqio.get_mixture_or_task(name)
-    kwargs = {} if buffer_size is None else {"shuffle_buffer_size": buffer_size}
+    # Mixtures shuffle inside their tasks and take no buffer size.
+    kwargs = {} if buffer_size is None or not isinstance(provider, seqio.Task) else {
+        "shuffle_buffer_size": buffer_size}
     ds = provider.get_dataset(dict(lengths), split=split, shuffle=True, num_epochs=None, seed=seed,
                               shard_info=seqio.ShardInfo(index=jax.process_index(), num_shards=nproc),
                               use_cached=False, **kwargs)
