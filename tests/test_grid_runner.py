@@ -322,3 +322,13 @@ def test_export_refuses_non_numeric_metrics():
            "strategy": "zero_shot", "sampling": "", "metrics": {"accuracy": "high"}, "config_hash": "h"}
     with pytest.raises(ValueError, match="non-numeric metric accuracy='high'"):
         records_to_tidy([rec])
+
+
+def test_joint_cells_train_from_the_pretrained_model_and_need_no_source_checkpoint(tmp_path):
+    joint = GridSpec(**{**SPEC.to_dict(), "strategy": "joint", "fewshot_same_language": False})
+    runner, ex = make_runner(tmp_path, spec=joint, stage="fewshot")
+    plan = runner.run()  # no source stage first: joint cells start from the pre-trained model
+    assert len(plan.todo) == 2 * 2 * 2 * 2 and ex.calls["train_source"] == ex.calls["load_source"] == 0
+    recs = list(ResultsStore(str(tmp_path)).iter_records())
+    assert {r["strategy"] for r in recs} == {"joint"} and all(r["checkpoint"] is None for r in recs)
+    assert all(r["timings"]["steps"] == SETTINGS.source_steps for r in recs)

@@ -139,3 +139,18 @@ def test_nested_nshot_prefix_equals_the_seqio_nshot_set(finished, executor):
     assert len(rows) == 4 == len(ours["encoder_input_tokens"])
     for k in ours:
         np.testing.assert_array_equal(ours[k], np.stack([r[k] for r in rows]))
+
+
+def test_a_joint_cell_trains_source_plus_target_from_the_pretrained_model(executor):
+    import jax
+
+    cell = Cell("xnli", "de", 0, "sw", 8, "joint", "random")
+    executor.prepare([cell])
+    compiled = executor.trainer._step_compiled is not None  # False when this test runs alone
+    trained, timings = executor.train_fewshot(cell, None)
+    assert timings.steps == SETTINGS.source_steps and (timings.compile_seconds == 0) == compiled
+    moved = jax.tree.leaves(jax.tree.map(lambda a, b: float(np.max(np.abs(np.asarray(a) - np.asarray(b)))),
+                                         trained, executor.pretrained))
+    assert max(moved) > 0
+    metrics, _, details = executor.evaluate(trained, "xnli", "sw")
+    assert 0 <= metrics["accuracy"] <= 100 and details["examples"] == 16

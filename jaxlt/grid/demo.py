@@ -51,6 +51,8 @@ def run(out_dir: str, *, gin_files=(DEMO_GIN,), bindings=(), analyze: bool = Tru
     paths["centroids"] = os.path.join(feature_dir, "centroids.npz")
     print(f"model features: {len(languages)} languages in {seconds['model_features']:.0f}s -> {feature_dir}")
 
+    paths["text"] = write_training_text(os.path.join(out_dir, "text.jsonl"), list(spec.tasks), languages)
+
     if analyze:
         try:
             from jaxlt.commands import analyze as analyze_command
@@ -59,7 +61,8 @@ def run(out_dir: str, *, gin_files=(DEMO_GIN,), bindings=(), analyze: bool = Tru
         else:
             t0 = time.perf_counter()
             paths["analysis"] = os.path.join(out_dir, "analysis")
-            rc = analyze_command.main(["--results", paths["results_csv"], "--model-features",
+            rc = analyze_command.main(["--results", paths["results_csv"], "--text", paths["text"],
+                                       "--model-features",
                                        paths["language_features"], "--embeddings", paths["centroids"],
                                        "--out", paths["analysis"]])
             seconds["analysis"] = time.perf_counter() - t0
@@ -67,6 +70,25 @@ def run(out_dir: str, *, gin_files=(DEMO_GIN,), bindings=(), analyze: bool = Tru
                 raise RuntimeError(f"jaxlt analyze failed with exit status {rc}")
             print(f"analysis in {seconds['analysis']:.0f}s -> {paths['analysis']}")
     return {"paths": paths, "seconds": seconds}
+
+
+def write_training_text(path: str, tasks: list[str], languages: list[str]) -> str:
+    """The tasks' training text as JSONL {task, language, text}: the input of the text features
+    (LEX, Vr, SENTLEN, MORPH) in `jaxlt analyze --text`."""
+    import json
+
+    from jaxlt.data import sources
+    from jaxlt.data.span_corruption import record_text
+
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        for task in tasks:
+            for lang in languages:
+                for record in sources.load_records(task, lang, "train"):
+                    f.write(json.dumps({"task": task, "language": lang, "text": record_text(task, record)},
+                                       ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
+    return path
 
 
 def main(argv: list[str]) -> int:
