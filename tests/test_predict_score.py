@@ -44,7 +44,7 @@ def test_predict_matches_generate(tmp_path, checkpoint):
     model, ckpt = checkpoint
     _write(tmp_path / "in.jsonl", [{"inputs": t, "id": i} for i, t in enumerate(TEXTS)])
     rc = predict.main(["--checkpoint", ckpt, "--input", str(tmp_path / "in.jsonl"), "--output",
-                       str(tmp_path / "out.jsonl"), "--max_decode_length", "10", "--batch_size", "2", "--no_progress"])
+                       str(tmp_path / "out.jsonl"), "--max_decode_length", "10", "--batch_size", "3", "--no_progress"])
     assert rc == 0
     out = _read(tmp_path / "out.jsonl")
     assert [r["id"] for r in out] == list(range(len(TEXTS)))
@@ -66,7 +66,7 @@ def test_score_matches_transformers(tmp_path, checkpoint):
     model, ckpt = checkpoint
     _write(tmp_path / "in.jsonl", [{"inputs": x, "targets": y} for x, y in zip(TEXTS, TARGETS)])
     assert score.main(["--checkpoint", ckpt, "--input", str(tmp_path / "in.jsonl"), "--output",
-                       str(tmp_path / "out.jsonl"), "--batch_size", "3", "--no_progress"]) == 0
+                       str(tmp_path / "out.jsonl"), "--batch_size", "5", "--no_progress"]) == 0
     out = _read(tmp_path / "out.jsonl")
     for x, y, record in zip(TEXTS, TARGETS, out):
         labels = torch.tensor([_sp_ids(y)])
