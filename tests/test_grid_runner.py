@@ -148,14 +148,17 @@ def test_sigkill_at_random_moments_then_restart_gives_the_uninterrupted_record_s
     rng = random.Random(seed)
     kills = []
     for _ in range(5):
+        done = len(record_set(dir_)) if dir_.exists() else 0
+        # a random moment within the work that is left (the reference run's duration, scaled)
+        moment = rng.uniform(0.3, max(0.4, 0.7 * duration * (1 - done / 36)))
         proc = run_cli([f"--results_dir={dir_}", *slow])
-        moment = rng.uniform(0.4, max(0.5, duration / 4))
         time.sleep(moment)
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=60)
         kills.append((round(moment, 2), proc.returncode, len(record_set(dir_))))
-    assert all(rc == -signal.SIGKILL for _, rc, _ in kills), f"seed {seed}: a run ended before its kill: {kills}"
-    assert kills[-1][2] < 36, f"seed {seed}: kills came too late to interrupt anything: {kills}"
+    killed = [k for k in kills if k[1] == -signal.SIGKILL]
+    assert len(killed) >= 3, f"seed {seed}: runs ended before their kill: {kills}"
+    assert any(0 < n < 36 for _, _, n in killed), f"seed {seed}: no kill landed mid-grid: {kills}"
     proc = run_cli([f"--results_dir={dir_}", *slow])
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err[-3000:]
