@@ -44,6 +44,7 @@ def main(argv: list[str]) -> int:
 
     import gin
 
+    run.import_before_parsing()
     # Not finalized yet: gin's own check would report only the first missing macro.
     parse_gin([RUN_FILE, *args.gin_file], bindings, args.gin_search_paths, finalize=False)
     try:

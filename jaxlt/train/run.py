@@ -83,12 +83,24 @@ def model_settings(dtype: str = "float32", param_dtype: str = "float32", remat: 
 
 
 def import_task_modules(modules: Sequence[str]) -> None:
-    """Imports modules that register seqio tasks; "module:function" also calls function()."""
-    for spec in modules:
-        module, _, fn = spec.partition(":")
-        mod = importlib.import_module(module)
-        if fn:
-            getattr(mod, fn)()
+    """Imports modules that register seqio tasks; "module:function" also calls function().
+
+    Runs after gin is finalized, so modules that declare gin configurables are
+    allowed to (the commands import jaxlt.data.tasks before parsing, so its
+    configurables can also be bound from gin files).
+    """
+    with gin.unlock_config():
+        for spec in modules:
+            module, _, fn = spec.partition(":")
+            mod = importlib.import_module(module)
+            if fn:
+                getattr(mod, fn)()
+
+
+def import_before_parsing() -> None:
+    """Modules whose gin configurables gin files may bind: imported before parsing."""
+    for module in DEFAULT_TASK_MODULES:
+        importlib.import_module(module)
 
 
 ARCHITECTURE_FIELDS = ("vocab_size", "d_model", "d_kv", "d_ff", "num_layers", "num_decoder_layers", "num_heads",
