@@ -119,3 +119,6 @@ def test_bad_checkpoint_directories_are_named(tmp_path):
 
     with pytest.raises(ValueError, match="keep_last must be >= 1"):
         ck.Checkpointer(tmp_path / "x", get_config("mt5_tiny"), None, keep_last=0)
+    ck.Checkpointer(tmp_path / "y", get_config("mt5_tiny"), None).close()
+    with pytest.raises(ValueError, match=r"different model config \(d_ff: 128 there vs 96 now"):
+        ck.Checkpointer(tmp_path / "y", get_config("mt5_tiny", d_ff=96), None)

@@ -126,6 +126,7 @@ class Checkpointer:
         self.best_metric = best_metric
         self.best_mode = best_mode
         self._best_value = _read_best_value(self.directory, best_metric)
+        _check_same_model(self.directory, config)
         if jax.process_index() == 0:
             write_marker(self.directory, config, spm_path)
         self._manager = _manager(directory, keep_last, keep_best, best_metric, best_mode, async_save)
@@ -210,6 +211,20 @@ class Checkpointer:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _check_same_model(directory, config) -> None:
+    """Refuses to mix checkpoints of two architectures in one directory (e.g. a reused MODEL_DIR)."""
+    path = epath.Path(directory) / MARKER
+    if not path.exists():
+        return
+    old = json.loads(path.read_text()).get("config", {})
+    new = config.to_hf_dict()
+    diff = [f"{k}: {old.get(k)!r} there vs {new.get(k)!r} now" for k in sorted(set(old) | set(new))
+            if old.get(k) != new.get(k)]
+    if diff:
+        raise ValueError(f"{directory} already holds checkpoints of a different model config ("
+                         + "; ".join(diff[:5]) + "); use another directory")
 
 
 def _replicated_target(metadata_tree):
