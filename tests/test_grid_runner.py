@@ -335,3 +335,11 @@ def test_joint_cells_train_from_the_pretrained_model_and_need_no_source_checkpoi
     recs = list(ResultsStore(str(tmp_path)).iter_records())
     assert {r["strategy"] for r in recs} == {"joint"} and all(r["checkpoint"] is None for r in recs)
     assert all(r["timings"]["steps"] == SETTINGS.source_steps for r in recs)
+
+
+def test_results_commands_refuse_a_directory_that_is_not_a_results_store(tmp_path):
+    for args in (["summary"], ["export", "--csv", str(tmp_path / "o.csv")]):
+        out = subprocess.run([sys.executable, "-m", "jaxlt.cli", "results", *args, f"--results_dir={tmp_path}"],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 2 and "not a grid results directory" in out.stderr
+    assert not (tmp_path / "o.csv").exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 EPILOG = """examples:
@@ -33,13 +34,20 @@ def main(argv: list[str]) -> int:
         if not args.csv and not args.parquet:
             print("jaxlt results export: give --csv and/or --parquet", file=sys.stderr)
             return 2
-        df = export.export(args.results_dir, args.csv, args.parquet, args.origin)
+        try:
+            df = export.export(args.results_dir, args.csv, args.parquet, args.origin)
+        except (FileNotFoundError, ValueError) as e:
+            print(f"jaxlt results export: error: {e}", file=sys.stderr)
+            return 2
         print(f"wrote {len(df)} rows ({df['cell_id'].nunique()} cells) to "
               + " and ".join(p for p in (args.csv, args.parquet) if p))
         return 0
     from jaxlt.grid.store import ResultsStore
 
     store = ResultsStore(args.results_dir)
+    if not os.path.isfile(store.manifest_path):
+        print(f"jaxlt results: {args.results_dir} is not a grid results directory (no grid.json)", file=sys.stderr)
+        return 2
     df = export.records_to_tidy(store.iter_records())
     counts = df.drop_duplicates("cell_id").groupby(["task", "strategy", "n_target"]).size()
     print(json.dumps({"config_hash": store.manifest().get("config_hash"), "cells": int(df["cell_id"].nunique()),
