@@ -168,11 +168,25 @@ class TrainerExecutor:
                 self._largest_n[key] = max(self._largest_n.get(key, 0), cell.n)
 
     # ---- training
+    @staticmethod
+    def _process_rows(batches):
+        """Multi-host: every process builds the same global batch and feeds its own rows
+        (Trainer.device_batch takes batch_size / process_count rows per process)."""
+        import jax
+
+        n, i = jax.process_count(), jax.process_index()
+        if n == 1:
+            yield from batches
+            return
+        for batch in batches:
+            local = len(next(iter(batch.values()))) // n
+            yield {k: v[i * local:(i + 1) * local] for k, v in batch.items()}
+
     def _train(self, params, batches, steps: int, seed: int, checkpointer=None):
         compile_s = 0.0 if self.trainer._step_compiled is not None else self.trainer.compile()
         t0 = time.perf_counter()
         state = self.trainer.init_state(params)  # device-side copy: resets a run without reloading
-        state, _ = self.trainer.train(state, batches, steps, seed=seed, checkpointer=checkpointer,
+        state, _ = self.trainer.train(state, self._process_rows(batches), steps, seed=seed, checkpointer=checkpointer,
                                       progress=self.progress)
         train_s = time.perf_counter() - t0
         return state, Timings(steps=steps, wall_seconds=compile_s + train_s, compile_seconds=compile_s,
