@@ -108,7 +108,7 @@ def test_bundled_tiny_model_is_reproducible_and_loads_in_transformers(tmp_path):
 
 
 def test_demo_runs_end_to_end(tmp_path, capsys):
-    assert demo.main(["--workdir", str(tmp_path), "--max_decode_length", "6"]) == 0
+    assert demo.main(["--quick", "--workdir", str(tmp_path), "--max_decode_length", "6"]) == 0
     predictions, scores = _read(tmp_path / "predictions.jsonl"), _read(tmp_path / "scores.jsonl")
     assert len(predictions) == len(scores) == len(demo.EXAMPLES)
     assert all(len(p["prediction_ids"]) <= 6 for p in predictions)
