@@ -140,6 +140,12 @@ def test_nan_loss_stops_with_message_and_keeps_last_good_checkpoint(tmp_path):
     with pytest.raises(NonFiniteLossError, match=r"loss is nan.*step 3.*Last good checkpoint: step 2"):
         t.train(poisoned, data[2:], 4, seed=0, checkpointer=ckpt, checkpoint_every=1, progress=False)
     assert ckpt.all_steps() == [2]
+    # Metrics are read one step late (the host prepares the next batch meanwhile); a NaN at a step
+    # that is not saved is still reported as that step, before the final save.
+    poisoned = t.init_state(jax.tree.map(lambda x: x * np.float32("nan"), params()))
+    with pytest.raises(NonFiniteLossError, match=r"loss is nan.*step 1;.*Last good checkpoint: step 2"):
+        t.train(poisoned, data[:3], 3, seed=0, checkpointer=ckpt, progress=False)
+    assert ckpt.all_steps() == [2]
     restored, meta = ckpt.restore(abstract_state=t.abstract_state)
     assert meta["step"] == 2
     for a, b in zip(jax.tree.leaves(host(restored.params)), jax.tree.leaves(good_params)):

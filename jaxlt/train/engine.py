@@ -307,7 +307,32 @@ class Trainer:
         history: list[dict] = []
         bar = tqdm(total=num_steps, initial=start, desc="train", unit="step", disable=not progress,
                    dynamic_ncols=True)
-        t_last = time.perf_counter()
+        clock = {"t": time.perf_counter()}
+
+        def finish(step: int, device_metrics) -> None:
+            # Reading a step's metrics waits for that step only; the loop reads them one step late
+            # so that the host prepares the next batch while the devices compute.
+            metrics = {k: float(v) for k, v in jax.device_get(device_metrics).items()}
+            if not (math.isfinite(metrics["loss"]) and math.isfinite(metrics["objective"])):
+                last = None
+                if checkpointer is not None:
+                    checkpointer.wait_until_finished()
+                    last = checkpointer.latest_step()
+                raise NonFiniteLossError(
+                    f"training loss is {metrics['loss']} (objective {metrics['objective']}) at step "
+                    f"{step}; stopping. Last good checkpoint: "
+                    + (f"step {last} in {checkpointer.directory}" if last is not None else "none")
+                    + ". Try a lower learning rate, fp32 compute, or check the data.")
+            now = time.perf_counter()
+            dt, clock["t"] = now - clock["t"], now
+            record = {"step": step, **metrics, "seconds": dt, "tokens_per_s": tokens_per_step / dt}
+            history.append(record)
+            if writer is not None:
+                writer.write_scalars(step, {k: v for k, v in record.items() if k != "step"})
+            bar.update(1)
+            bar.set_postfix(loss=f"{metrics['loss']:.4f}", tok_s=f"{record['tokens_per_s']:.0f}")
+
+        pending = None
         try:
             for step in range(start + 1, num_steps + 1):
                 try:
@@ -315,38 +340,29 @@ class Trainer:
                 except StopIteration:
                     raise RuntimeError(f"the data ran out after {step - 1 - start} batches "
                                        f"(at step {step} of {num_steps})") from None
-                state, metrics = self._step_compiled(state, self.device_batch(batch), key)
-                metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
-                if not (math.isfinite(metrics["loss"]) and math.isfinite(metrics["objective"])):
-                    last = None
-                    if checkpointer is not None:
-                        checkpointer.wait_until_finished()
-                        last = checkpointer.latest_step()
-                    raise NonFiniteLossError(
-                        f"training loss is {metrics['loss']} (objective {metrics['objective']}) at step "
-                        f"{step}; stopping. Last good checkpoint: "
-                        + (f"step {last} in {checkpointer.directory}" if last is not None else "none")
-                        + ". Try a lower learning rate, fp32 compute, or check the data.")
-                now = time.perf_counter()
-                dt, t_last = now - t_last, now
-                record = {"step": step, **metrics, "seconds": dt, "tokens_per_s": tokens_per_step / dt}
-                history.append(record)
-                if writer is not None:
-                    writer.write_scalars(step, {k: v for k, v in record.items() if k != "step"})
-                bar.update(1)
-                bar.set_postfix(loss=f"{metrics['loss']:.4f}", tok_s=f"{record['tokens_per_s']:.0f}")
+                state, device_metrics = self._step_compiled(state, self.device_batch(batch), key)
+                if pending is not None:
+                    finish(*pending)
+                pending = (step, device_metrics)
+                do_eval = eval_fn is not None and eval_every and (step % eval_every == 0 or step == num_steps)
+                do_save = checkpointer is not None and (step == num_steps or
+                                                        (checkpoint_every and step % checkpoint_every == 0))
+                if not (do_eval or do_save):
+                    continue
+                finish(*pending)  # a state is evaluated or saved only once its loss is known to be finite
+                pending = None
                 eval_metrics = None
-                if eval_fn is not None and eval_every and (step % eval_every == 0 or step == num_steps):
+                if do_eval:
                     eval_metrics = {k: float(v) for k, v in eval_fn(state.params, step).items()}
                     history.append({"step": step, "eval": eval_metrics})
                     if writer is not None:
                         writer.write_scalars(step, {f"eval/{k}": v for k, v in eval_metrics.items()})
                     bar.write(f"step {step}: " + ", ".join(f"{k}={v:.4g}" for k, v in eval_metrics.items()))
-                    t_last = time.perf_counter()
-                if checkpointer is not None and (step == num_steps or
-                                                 (checkpoint_every and step % checkpoint_every == 0)):
+                if do_save:
                     checkpointer.save(step, state, metrics=eval_metrics, data_position=step)
-                    t_last = time.perf_counter()
+                clock["t"] = time.perf_counter()
+            if pending is not None:
+                finish(*pending)
         finally:
             bar.close()
             if writer is not None:
