@@ -9,6 +9,7 @@ import sentencepiece as spm
 import torch
 
 from jaxlt.commands import demo, predict, score
+from jaxlt.commands.demo import TINY_MODEL as TINY
 from model_fixtures import SPM_PATH, build_torch_model, make_hf_checkpoint
 
 TEXTS = ["Hello world.", "Der Zug ist pünktlich angekommen und alle steigen aus.", "", "猫はソファで寝ている。",
@@ -133,3 +134,31 @@ def test_tokenize_truncates_keeping_eos_and_logs_the_count(caplog):
     (first,), (last,) = batches[0][2], batches[1][2]
     assert first.shape == (2, 8) and first[1].tolist() == [6, 7, 1, 0, 0, 0, 0, 0]
     assert last.shape == (2, 16) and (last[1] == last[0]).all()  # fill row, dropped by the caller
+
+
+def test_predict_and_score_take_gin_model_overrides(tmp_path):
+    """t5x-style gin flags reach the model config (run in a subprocess: gin state is global)."""
+    import subprocess
+    import sys
+
+    inp = tmp_path / "in.jsonl"
+    inp.write_text(json.dumps({"inputs": "xnli premise: a hypothesis: b", "targets": "neutral"}) + "\n")
+    code = (
+        "import sys, jaxlt.data\n"
+        "from jaxlt.commands import predict, score\n"
+        "from jaxlt.commands._inference_gin import apply_gin\n"
+        "from jaxlt.model.loading import load_checkpoint\n"
+        f"m = apply_gin(load_checkpoint({TINY!r}), [], [\"jaxlt.train.model_settings.dtype='bfloat16'\"])\n"
+        "assert m.config.dtype == 'bfloat16', m.config.dtype\n"
+        "import gin; gin.clear_config()\n"
+        f"assert predict.main(['--checkpoint', {TINY!r}, '--input', {str(inp)!r}, '--output', {str(tmp_path / 'p.jsonl')!r},"
+        " '--max_decode_length', '4', '--no_progress', '--gin.jaxlt.train.model_settings.dtype', \"'bfloat16'\"]) == 0\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((tmp_path / "p.jsonl").read_text())["prediction_ids"] is not None
+    bad = subprocess.run([sys.executable, "-m", "jaxlt.cli", "score", "--checkpoint", TINY, "--input", str(inp),
+                          "--output", str(tmp_path / "s.jsonl"), "--gin.no_such_configurable.x=1"],
+                         capture_output=True, text=True, timeout=600)
+    assert bad.returncode != 0 and "no_such_configurable" in bad.stderr
+    assert not (tmp_path / "s.jsonl").exists()

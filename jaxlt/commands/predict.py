@@ -8,6 +8,8 @@ import sys
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from jaxlt.gin_flags import add_gin_arguments
+
     parser = argparse.ArgumentParser(
         prog="jaxlt predict",
         description="Greedy decoding (with a key/value cache) of every input line. Each line "
@@ -28,10 +30,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help="truncate longer inputs (EOS kept; the count is logged); default: no limit")
     parser.add_argument("--batch_size", type=int, default=16, help="examples per device batch (default 16)")
     parser.add_argument("--no_progress", action="store_true", help="no progress bar")
+    add_gin_arguments(parser)
     return parser
 
 
 def main(argv: list[str]) -> int:
+    from jaxlt.gin_flags import split_gin_bindings
+
+    bindings, argv = split_gin_bindings(argv)
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.max_decode_length < 1 or args.batch_size < 1:
@@ -40,11 +46,13 @@ def main(argv: list[str]) -> int:
     import jaxlt.data  # noqa: F401  (hide accelerators from TensorFlow before JAX starts)
     from jaxlt.model.hf_io import CheckpointError
     from jaxlt.model.inference import InputError, predict_records, read_jsonl, write_jsonl_atomic
+    from jaxlt.commands._inference_gin import apply_gin
     from jaxlt.model.loading import load_checkpoint
 
     try:
         records = read_jsonl(args.input, ("inputs",))
         loaded = load_checkpoint(args.checkpoint, step=args.step)
+        loaded = apply_gin(loaded, args.gin_file, bindings, args.gin_search_paths)
     except (InputError, CheckpointError, FileNotFoundError) as e:
         print(f"jaxlt predict: {e}", file=sys.stderr)
         return 1
