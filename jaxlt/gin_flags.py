@@ -7,6 +7,7 @@ commands stay light.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 from collections.abc import Sequence
 
@@ -41,11 +42,21 @@ def split_gin_bindings(argv: Sequence[str]) -> tuple[list[str], list[str]]:
     return bindings, rest
 
 
+class _DropGinProbeErrors(logging.Filter):
+    """gin logs ERROR 'Path not found' for every search path it merely probes; a real miss still raises."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.msg == "Path not found: %s" and record.pathname.endswith("resource_reader.py"))
+
+
 def parse_gin(gin_files: Sequence[str], bindings: Sequence[str], search_paths: str | Sequence[str] = "",
               finalize: bool = True) -> None:
     """Parses gin files then bindings (bindings win), searching user paths then jaxlt's gin/."""
     import gin
 
+    root = logging.getLogger()
+    if not any(isinstance(f, _DropGinProbeErrors) for f in root.filters):
+        root.addFilter(_DropGinProbeErrors())
     if isinstance(search_paths, str):
         search_paths = [p for p in search_paths.split(",") if p]
     for path in [*search_paths, GIN_ROOT, os.getcwd()]:
