@@ -50,7 +50,7 @@ class _DropGinProbeErrors(logging.Filter):
 
 
 def parse_gin(gin_files: Sequence[str], bindings: Sequence[str], search_paths: str | Sequence[str] = "",
-              finalize: bool = True) -> None:
+              finalize: bool = True, skip_unknown: bool = False) -> None:
     """Parses gin files then bindings (bindings win), searching user paths then jaxlt's gin/."""
     import gin
 
@@ -61,4 +61,5 @@ def parse_gin(gin_files: Sequence[str], bindings: Sequence[str], search_paths: s
         search_paths = [p for p in search_paths.split(",") if p]
     for path in [*search_paths, GIN_ROOT, os.getcwd()]:
         gin.add_config_file_search_path(path)
-    gin.parse_config_files_and_bindings(list(gin_files), list(bindings), finalize_config=finalize)
+    gin.parse_config_files_and_bindings(list(gin_files), list(bindings), finalize_config=finalize,
+                                        skip_unknown=skip_unknown)

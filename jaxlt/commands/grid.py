@@ -109,13 +109,9 @@ def parse_grid_gin(gin_files, bindings, search_paths) -> None:
     """
     import gin
 
-    from jaxlt.gin_flags import GIN_ROOT
     from jaxlt.grid import configurables
 
-    paths = [p for p in search_paths.split(",") if p] if isinstance(search_paths, str) else list(search_paths)
-    for path in [*paths, GIN_ROOT, os.getcwd()]:
-        gin.add_config_file_search_path(path)
-    gin.parse_config_files_and_bindings(list(gin_files), list(bindings), skip_unknown=True, finalize_config=False)
+    parse_gin(gin_files, bindings, search_paths, finalize=False, skip_unknown=True)
     try:
         executor = gin.query_parameter("grid_settings.executor")
     except ValueError:  # not bound: the default
