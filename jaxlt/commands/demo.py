@@ -65,7 +65,7 @@ def main(argv: list[str]) -> int:
                  analyze=not args.no_analysis, progress=not args.no_progress)
         return 0
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    import jaxlt.data  # noqa: F401  (hide accelerators from TensorFlow before JAX starts)
+    import jaxlt.data.tf_cpu  # noqa: F401  (hides accelerators from TensorFlow before seqio / JAX)
     import jax
 
     from jaxlt.model.hf_io import CheckpointError

@@ -43,7 +43,7 @@ def main(argv: list[str]) -> int:
     if args.max_decode_length < 1 or args.batch_size < 1:
         print("jaxlt predict: --max_decode_length and --batch_size must be >= 1", file=sys.stderr)
         return 2
-    import jaxlt.data  # noqa: F401  (hide accelerators from TensorFlow before JAX starts)
+    import jaxlt.data.tf_cpu  # noqa: F401  (hides accelerators from TensorFlow before seqio / JAX)
     from jaxlt.model.hf_io import CheckpointError
     from jaxlt.model.inference import InputError, predict_records, read_jsonl, write_jsonl_atomic
     from jaxlt.commands._inference_gin import apply_gin

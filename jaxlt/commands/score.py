@@ -40,7 +40,7 @@ def main(argv: list[str]) -> int:
     if args.batch_size < 1:
         print("jaxlt score: --batch_size must be >= 1", file=sys.stderr)
         return 2
-    import jaxlt.data  # noqa: F401  (hide accelerators from TensorFlow before JAX starts)
+    import jaxlt.data.tf_cpu  # noqa: F401  (hides accelerators from TensorFlow before seqio / JAX)
     from jaxlt.model.hf_io import CheckpointError
     from jaxlt.model.inference import InputError, read_jsonl, score_records, write_jsonl_atomic
     from jaxlt.commands._inference_gin import apply_gin

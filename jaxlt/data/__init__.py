@@ -1,8 +1,6 @@
 """Data: vocabulary, data sources, seqio task registry, preprocessors, sampling, metrics.
 
-Importing this package imports TensorFlow (through seqio) with accelerators hidden from it.
+The package itself imports nothing heavy (`jaxlt.data.metrics` stays pure Python);
+modules that use seqio import `jaxlt.data.tf_cpu` first, which hides accelerators
+from TensorFlow.
 """
-
-from jaxlt.data import tf_cpu as _tf_cpu
-
-_tf_cpu.hide_accelerators_from_tensorflow()

@@ -16,6 +16,7 @@ Each subset is also a task of its own: `source_task(...)` -> `"{dataset}.{lang}.
 
 from __future__ import annotations
 
+import jaxlt.data.tf_cpu  # noqa: F401  (hides accelerators from TensorFlow before seqio / JAX)
 import seqio
 
 from jaxlt.data import sampling, sources

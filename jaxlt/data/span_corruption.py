@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-import jaxlt.data  # noqa: F401  (hides accelerators from TF before seqio imports it)
+import jaxlt.data.tf_cpu  # noqa: F401  (hides accelerators from TensorFlow before seqio / JAX)
 import logging
 
 import seqio

@@ -16,7 +16,7 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 
-import jaxlt.data  # noqa: F401  (hides accelerators from TF before seqio imports it)
+import jaxlt.data.tf_cpu  # noqa: F401  (hides accelerators from TensorFlow before seqio / JAX)
 import gin
 import seqio
 import tensorflow as tf

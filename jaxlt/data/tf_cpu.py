@@ -1,7 +1,7 @@
 """Keep TensorFlow (imported by seqio) off GPUs and TPUs so JAX owns the accelerators.
 
-Call `hide_accelerators_from_tensorflow()` before JAX allocates device memory;
-`jaxlt.data` does so on import.
+Importing this module does it: `import jaxlt.data.tf_cpu` before seqio, and before
+JAX allocates device memory.
 """
 
 from __future__ import annotations
@@ -24,3 +24,6 @@ def hide_accelerators_from_tensorflow() -> None:
         except (RuntimeError, ValueError):  # no such device type, or TF already initialised
             pass
     _done = True
+
+
+hide_accelerators_from_tensorflow()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import os
 
-import jaxlt.data  # noqa: F401  (hides accelerators from TF before seqio imports it)
+import jaxlt.data.tf_cpu  # noqa: F401  (hides accelerators from TensorFlow before seqio / JAX)
 import seqio
 
 SPM_FILENAMES = ("spiece.model", "sentencepiece.model", "tokenizer.model")

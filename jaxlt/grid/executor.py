@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 
-import jaxlt.data  # noqa: F401  (hides accelerators from TensorFlow before seqio / JAX)
+import jaxlt.data.tf_cpu  # noqa: F401  (hides accelerators from TensorFlow before seqio / JAX)
 from jaxlt.grid.cells import Cell, SourceRun
 from jaxlt.grid.executor_api import Timings
 from jaxlt.grid.settings import GridSettings

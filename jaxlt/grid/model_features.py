@@ -284,7 +284,7 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("absl").setLevel(logging.ERROR)
-    import jaxlt.data  # noqa: F401  (TensorFlow off the accelerators)
+    import jaxlt.data.tf_cpu  # noqa: F401  (hides accelerators from TensorFlow before seqio / JAX)
     from jaxlt.data import sources
     from jaxlt.grid.spec import GridSpecError
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 
-import jaxlt.data  # noqa: F401  (hides accelerators from TensorFlow before seqio)
+import jaxlt.data.tf_cpu  # noqa: F401  (hides accelerators from TensorFlow before seqio / JAX)
 import jax
 import seqio
 

@@ -14,7 +14,7 @@ import os
 import tempfile
 from collections.abc import Sequence
 
-import jaxlt.data  # noqa: F401  (hides accelerators from TensorFlow before seqio)
+import jaxlt.data.tf_cpu  # noqa: F401  (hides accelerators from TensorFlow before seqio / JAX)
 import numpy as np
 import seqio
 

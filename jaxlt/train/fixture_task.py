@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 
-import jaxlt.data  # noqa: F401  (hides accelerators from TensorFlow before seqio)
+import jaxlt.data.tf_cpu  # noqa: F401  (hides accelerators from TensorFlow before seqio / JAX)
 import seqio
 import tensorflow as tf
 
