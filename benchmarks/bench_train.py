@@ -14,7 +14,8 @@ FLOPs per step/token so MFU can be computed on accelerators:
       - embeddings lookups, layer norms, softmax and the loss are not counted.
     training FLOPs = 3 x forward (backward = 2 x forward).
 
-    python benchmarks/bench_train.py                        # CPU, small config, both frameworks
+    python benchmarks/bench_train.py                        # CPU, mT5-small shape with a 32k vocab, both frameworks
+    python benchmarks/bench_train.py --small                # CPU, a narrower d_model=256 config
     python benchmarks/bench_train.py --model mt5_base --batch 128 --inputs 512 --targets 128 \\
         --dtype bfloat16 --skip_torch --peak_tflops 989      # accelerator MFU (H100 bf16 dense peak)
 """
@@ -120,12 +121,17 @@ def bench_torch(config, batches, steps, warmup):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="bench_train.py", description=__doc__.split("\n")[0])
-    parser.add_argument("--model", default=None, help="a jaxlt config name (default: a small CPU config)")
-    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--model", default=None,
+                        help="a jaxlt config name (default: mt5_small with a 32k vocab, as benchmarks/bench_model.py)")
+    parser.add_argument("--small", action="store_true", help="a narrower CPU config (d_model 256, 4+4 layers, vocab 1024)")
+    parser.add_argument("--vocab", type=int, default=None, help="override the vocabulary size")
+    parser.add_argument("--scan_unroll", type=int, default=None,
+                        help="layers per compiled loop iteration (default: all on CPU, as gin/hardware/cpu.gin; 1 elsewhere)")
+    parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--inputs", type=int, default=128)
     parser.add_argument("--targets", type=int, default=32)
-    parser.add_argument("--steps", type=int, default=6)
-    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     parser.add_argument("--skip_torch", action="store_true")
     parser.add_argument("--peak_tflops", type=float, default=None, help="device peak for MFU (e.g. 989 for H100 bf16)")
@@ -135,8 +141,14 @@ def main(argv=None) -> int:
 
     from jaxlt.model.config import T5Config, get_config
 
-    config = (get_config(args.model, dtype=args.dtype) if args.model
-              else T5Config(**BENCH_CONFIG, dtype=args.dtype))
+    if args.small:
+        config = T5Config(**BENCH_CONFIG, dtype=args.dtype)
+    else:
+        config = get_config(args.model or "mt5_small", dtype=args.dtype, **({} if args.model else {"vocab_size": 32768}))
+    if args.vocab:
+        config = config.replace(vocab_size=args.vocab)
+    unroll = args.scan_unroll or (config.num_layers if jax.default_backend() == "cpu" else 1)
+    config = config.replace(scan_unroll=unroll)
     rng = np.random.default_rng(0)
     batches = [random_batch(rng, args.batch, args.inputs, args.targets, config.vocab_size) for _ in range(4)]
     tokens = args.batch * (args.inputs + args.targets)
@@ -144,7 +156,7 @@ def main(argv=None) -> int:
     print(f"device: {jax.devices()[0].device_kind} x{jax.device_count()} ({jax.default_backend()}), "
           f"cpu threads: {os.cpu_count()}")
     print(f"config: d_model={config.d_model} d_ff={config.d_ff} layers={config.num_layers}+{config.num_decoder_layers} "
-          f"heads={config.num_heads} vocab={config.vocab_size} dtype={config.dtype}; batch {args.batch} x "
+          f"heads={config.num_heads} vocab={config.vocab_size} dtype={config.dtype} scan_unroll={config.scan_unroll}; batch {args.batch} x "
           f"({args.inputs} inputs + {args.targets} targets) = {tokens} tokens/step")
     print(f"model FLOPs: {flops['train_flops_per_step']:.4g} per step, {flops['train_flops_per_token']:.4g} per token "
           f"(non-embedding params {flops['non_embedding_params']:,}; attention scores "

@@ -233,3 +233,22 @@ def test_gin_configurable_get_config():
     with gin.config_scope("jaxlt_model_test"):
         c = gin.get_configurable("jaxlt.model.get_config")()
     assert c == get_config("mt5_small", dtype="bfloat16")
+
+
+def test_scan_unroll_changes_speed_not_results():
+    """Unrolling the layer loop keeps the stacked params and the function: same logits and gradients."""
+    cfg = CFG.replace(dropout_rate=0.0, num_layers=3, num_decoder_layers=3)
+    params = nn.meta.unbox(init_params(cfg, jax.random.key(1)))
+    enc, dec = _tokens(0, (2, 7)), _tokens(1, (2, 5))
+
+    def loss(c, p):
+        return jnp.sum(Transformer(c).apply({"params": p}, enc, dec) ** 2)
+
+    rolled = jax.value_and_grad(functools.partial(loss, cfg))(params)
+    unrolled = jax.value_and_grad(functools.partial(loss, cfg.replace(scan_unroll=3)))(params)
+    np.testing.assert_allclose(rolled[0], unrolled[0], rtol=1e-5)
+    for a, b in zip(jax.tree.leaves(rolled[1]), jax.tree.leaves(unrolled[1])):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    assert "scan_unroll" not in cfg.replace(scan_unroll=3).to_hf_dict()
+    with pytest.raises(ValueError, match="scan_unroll"):
+        cfg.replace(scan_unroll=0)

@@ -35,7 +35,8 @@ def _stack(layer_cls, config: T5Config, num_layers: int, in_axes, **attrs):
     if config.remat != "none":
         layer_cls = nn.remat(layer_cls, policy=_REMAT_POLICIES[config.remat], prevent_cse=False)
     scanned = nn.scan(layer_cls, variable_axes={"params": 0}, split_rngs={"params": True, "dropout": True},
-                      in_axes=in_axes, length=num_layers, metadata_params={nn.PARTITION_NAME: "layers"})
+                      in_axes=in_axes, length=num_layers,
+                      unroll=min(int(config.scan_unroll), num_layers), metadata_params={nn.PARTITION_NAME: "layers"})
     return scanned(config, name="layers", **attrs)
 
 

@@ -26,12 +26,13 @@ import jax
 import numpy as np
 from etils import epath
 
+from jaxlt.model.config import JAXLT_FIELDS as JAXLT_CONFIG_FIELDS
+
 log = logging.getLogger(__name__)
 
 MARKER = "jaxlt_checkpoint.json"
 FORMAT = "jaxlt-checkpoint"
 FORMAT_VERSION = 1
-JAXLT_CONFIG_FIELDS = ("dtype", "param_dtype", "remat")
 
 
 def is_jaxlt_checkpoint(directory) -> bool:

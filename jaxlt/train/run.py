@@ -74,9 +74,9 @@ def setup_jax(distributed: bool = False, coordinator_address: str | None = None,
 
 @gin.configurable(module="jaxlt.train")
 def model_settings(dtype: str = "float32", param_dtype: str = "float32", remat: str = "none",
-                   dropout_rate: float | None = None) -> dict:
+                   dropout_rate: float | None = None, scan_unroll: int = 1) -> dict:
     """Model-config overrides applied on top of the checkpoint's (or MODEL_NAME's) config."""
-    out = {"dtype": dtype, "param_dtype": param_dtype, "remat": remat}
+    out = {"dtype": dtype, "param_dtype": param_dtype, "remat": remat, "scan_unroll": scan_unroll}
     if dropout_rate is not None:
         out["dropout_rate"] = dropout_rate
     return out
@@ -265,7 +265,7 @@ def evaluate_run(*, checkpoint_path: str, mixture_or_task_name: str, output_dir:
     from jaxlt.model.loading import load_checkpoint
 
     loaded = load_checkpoint(checkpoint_path, step=step)
-    overrides = {k: v for k, v in model_settings().items() if k in ("dtype", "param_dtype")}
+    overrides = {k: v for k, v in model_settings().items() if k in ("dtype", "param_dtype", "scan_unroll")}
     config = dataclasses.replace(loaded.config, **overrides)
     mesh, rules = _partitioning()
     trainer = Trainer(config, batch_size=batch_size, feature_lengths=task_feature_lengths, mesh=mesh, rules=rules,
