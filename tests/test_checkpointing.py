@@ -122,3 +122,23 @@ def test_bad_checkpoint_directories_are_named(tmp_path):
     ck.Checkpointer(tmp_path / "y", get_config("mt5_tiny"), None).close()
     with pytest.raises(ValueError, match=r"different model config \(d_ff: 128 there vs 96 now"):
         ck.Checkpointer(tmp_path / "y", get_config("mt5_tiny", d_ff=96), None)
+
+
+def test_optimizer_without_state_saves_and_restores(tmp_path):
+    """Plain SGD has an empty optimizer state, which orbax cannot save as an item of its own."""
+    import optax
+
+    from jaxlt.model.config import get_config
+    from jaxlt.train.state import TrainState
+
+    params = {"w": jnp.full((4, 2), 3.0)}
+    state = TrainState(step=jnp.int32(7), params=params, opt_state=optax.sgd(0.1).init(params))
+    assert not jax.tree.leaves(state.opt_state)
+    with ck.Checkpointer(tmp_path, get_config("mt5_tiny"), SPM_PATH, async_save=False) as c:
+        c.save(7, state)
+        restored, meta = c.restore(abstract_state=state)
+        assert meta["step"] == 7 and int(restored.step) == 7
+        np.testing.assert_array_equal(np.asarray(restored.params["w"]), np.full((4, 2), 3.0))
+        assert jax.tree.structure(restored.opt_state) == jax.tree.structure(state.opt_state)
+        plain, _ = c.restore()
+        np.testing.assert_array_equal(np.asarray(plain.params["w"]), np.full((4, 2), 3.0))

@@ -143,10 +143,10 @@ class Checkpointer:
                 raise ValueError(f"refusing to save step {step}: metric {k} = {v} is not finite")
         meta = {"step": step, "data_position": step if data_position is None else int(data_position),
                 "metrics": metrics}
-        self._manager.save(step, args=ocp.args.Composite(
-            params=ocp.args.StandardSave(state.params),
-            opt_state=ocp.args.StandardSave(state.opt_state),
-            meta=ocp.args.JsonSave(meta)), metrics=metrics or None, force=True)
+        items = {"params": ocp.args.StandardSave(state.params), "meta": ocp.args.JsonSave(meta)}
+        if jax.tree.leaves(state.opt_state):  # orbax refuses empty items (e.g. plain SGD has no state)
+            items["opt_state"] = ocp.args.StandardSave(state.opt_state)
+        self._manager.save(step, args=ocp.args.Composite(**items), metrics=metrics or None, force=True)
         if self.best_metric is not None and self.best_metric in metrics:
             value = metrics[self.best_metric]
             better = (self._best_value is None or
@@ -173,16 +173,19 @@ class Checkpointer:
             raise FileNotFoundError(f"no checkpoint steps in {self.directory}")
         if step not in self._manager.all_steps():
             raise FileNotFoundError(f"no step {step} in {self.directory}; steps: {self._manager.all_steps()}")
+        has_opt_state = (epath.Path(self.directory) / str(step) / "opt_state").exists()
         if abstract_state is None:
             meta = self._manager.item_metadata(step)
             params_target = _replicated_target(meta["params"])
-            opt_target = _replicated_target(meta["opt_state"])
+            opt_target = _replicated_target(meta["opt_state"]) if has_opt_state else None
         else:
             params_target, opt_target = abstract_state.params, abstract_state.opt_state
-        restored = self._manager.restore(step, args=ocp.args.Composite(
-            params=ocp.args.StandardRestore(params_target),
-            opt_state=ocp.args.StandardRestore(opt_target),
-            meta=ocp.args.JsonRestore()))
+        items = {"params": ocp.args.StandardRestore(params_target), "meta": ocp.args.JsonRestore()}
+        if has_opt_state:
+            items["opt_state"] = ocp.args.StandardRestore(opt_target)
+        restored = dict(self._manager.restore(step, args=ocp.args.Composite(**items)))
+        if not has_opt_state:  # saved without leaves: the (empty) structure is all there is
+            restored["opt_state"] = opt_target
         step_value = np.int32(restored["meta"]["step"])
         if abstract_state is not None:
             step_value = jax.device_put(step_value, abstract_state.step.sharding) \
