@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 
 import pandas as pd
 
+from jaxlt import atomic
 from jaxlt.grid.store import ResultsStore
 
 log = logging.getLogger(__name__)
@@ -40,18 +40,6 @@ def records_to_tidy(records, origin: str = "jaxlt-grid") -> pd.DataFrame:
                           kind="stable").reset_index(drop=True)
 
 
-def _atomic(path: str, write) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def export(results_dir: str, csv_path: str | None, parquet_path: str | None, origin: str | None = None) -> pd.DataFrame:
@@ -60,7 +48,7 @@ def export(results_dir: str, csv_path: str | None, parquet_path: str | None, ori
         raise FileNotFoundError(f"{results_dir} is not a grid results directory (no grid.json)")
     df = records_to_tidy(store.iter_records(), origin=origin or f"jaxlt-grid:{store.manifest()['config_hash']}")
     if csv_path:
-        _atomic(csv_path, lambda p: df.to_csv(p, index=False))
+        atomic.write_with(csv_path, lambda p: df.to_csv(p, index=False))
     if parquet_path:
-        _atomic(parquet_path, lambda p: df.to_parquet(p, index=False))
+        atomic.write_with(parquet_path, lambda p: df.to_parquet(p, index=False))
     return df

@@ -24,10 +24,11 @@ import itertools
 import json
 import logging
 import os
-import tempfile
 import time
 
 import numpy as np
+
+from jaxlt import atomic
 
 log = logging.getLogger(__name__)
 LANGUAGE_FEATURES = ("LM_L", "LM_EM")
@@ -164,16 +165,6 @@ class ModelFeatures:
                 "sentences": len(inputs), "excluded_too_long": excluded}
 
 
-def _atomic(path: str, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def compute(model_name: str, checkpoint: str, tasks: list[str], languages: list[str], out_dir: str,
@@ -223,16 +214,16 @@ def compute(model_name: str, checkpoint: str, tasks: list[str], languages: list[
     seconds = time.perf_counter() - t0
     table = pd.DataFrame(rows, columns=["model", "task", "language", "feature", "value", "sentences"])
     os.makedirs(out_dir, exist_ok=True)
-    _atomic(os.path.join(out_dir, "language_features.csv"), lambda p: table.to_csv(p, index=False))
-    _atomic(os.path.join(out_dir, "language_features.parquet"), lambda p: table.to_parquet(p, index=False))
+    atomic.write_with(os.path.join(out_dir, "language_features.csv"), lambda p: table.to_csv(p, index=False))
+    atomic.write_with(os.path.join(out_dir, "language_features.parquet"), lambda p: table.to_parquet(p, index=False))
     if centroids:
-        _atomic(os.path.join(out_dir, "centroids.npz"), lambda p: _save_npz(p, centroids))
+        atomic.write_with(os.path.join(out_dir, "centroids.npz"), lambda p: _save_npz(p, centroids))
         pairs = emb_pairs(centroids)
-        _atomic(os.path.join(out_dir, "emb_pairs.csv"), lambda p: pairs.to_csv(p, index=False))
+        atomic.write_with(os.path.join(out_dir, "emb_pairs.csv"), lambda p: pairs.to_csv(p, index=False))
     meta = {"model": model_name, "checkpoint": checkpoint, "tasks": tasks, "languages": languages,
             "features": list(features), "settings": dataclasses.asdict(settings), "counts": counts,
             "seconds": seconds}
-    _atomic(os.path.join(out_dir, "model_features.json"),
+    atomic.write_with(os.path.join(out_dir, "model_features.json"),
             lambda p: open(p, "w").write(json.dumps(meta, indent=1)))
     return table, centroids, seconds
 

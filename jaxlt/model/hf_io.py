@@ -18,11 +18,11 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 
 import numpy as np
 
+from jaxlt import atomic
 from jaxlt.model.config import T5Config
 
 log = logging.getLogger(__name__)
@@ -274,19 +274,6 @@ def load_hf_checkpoint(directory: str, **config_overrides) -> tuple[T5Config, di
     return config, state_dict_to_params(config, state, source=weight_file)
 
 
-def _atomic_write_bytes(path: str, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def save_hf_checkpoint(directory: str, config: T5Config, params, spm_path: str | None = None) -> None:
     """Writes config.json + model.safetensors (+ spiece.model) that transformers can load."""
     from safetensors.numpy import save
@@ -296,9 +283,7 @@ def save_hf_checkpoint(directory: str, config: T5Config, params, spm_path: str |
     hf = config.to_hf_dict()
     if config.tie_word_embeddings:
         hf["scale_decoder_outputs"] = True  # transformers 5's name for the T5 v1.0 rescale
-    _atomic_write_bytes(os.path.join(directory, "model.safetensors"), save(state, metadata={"format": "pt"}))
-    _atomic_write_bytes(os.path.join(directory, CONFIG_FILE), (json.dumps(hf, indent=2) + "\n").encode())
+    atomic.write_bytes(os.path.join(directory, "model.safetensors"), save(state, metadata={"format": "pt"}))
+    atomic.write_text(os.path.join(directory, CONFIG_FILE), json.dumps(hf, indent=2) + "\n")
     if spm_path is not None:
-        tmp = os.path.join(directory, ".tmp-spiece.model")
-        shutil.copyfile(spm_path, tmp)
-        os.replace(tmp, os.path.join(directory, "spiece.model"))
+        atomic.write_with(os.path.join(directory, "spiece.model"), lambda tmp: shutil.copyfile(spm_path, tmp))

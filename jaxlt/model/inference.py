@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Iterable, Iterator
 
 import numpy as np
+
+from jaxlt import atomic
 
 log = logging.getLogger(__name__)
 
@@ -49,19 +50,9 @@ def read_jsonl(path: str, required: tuple[str, ...]) -> list[dict]:
 
 def write_jsonl_atomic(path: str, records: Iterable[dict]) -> None:
     """Writes all records to a temp file beside `path`, then renames it into place."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for record in records:
-                f.write(json.dumps(record, ensure_ascii=False) + "\n")
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic.atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        for record in records:
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
 def tokenize(vocabulary, texts: list[str], eos_id: int, max_length: int | None = None,

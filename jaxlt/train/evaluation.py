@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Sequence
 
 import jaxlt.data.tf_cpu  # noqa: F401  (hides accelerators from TensorFlow before seqio / JAX)
 import numpy as np
 import seqio
+
+from jaxlt import atomic
 
 log = logging.getLogger(__name__)
 
@@ -164,20 +165,12 @@ def _jsonable(x):
     return x
 
 
-def _atomic_write(path: str, text: str) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp.")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def write_evaluation(out_dir: str, task_name: str, split: str, metrics: dict, predictions: list[dict],
                      step: int | None = None, extra: dict | None = None) -> tuple[str, str]:
     """Writes `{task}.{split}.metrics.json` and `{task}.{split}.predictions.jsonl` (atomically)."""
     stem = os.path.join(out_dir, f"{task_name}.{split}")
     record = {"task": task_name, "split": split, "step": step, "metrics": metrics, **(extra or {})}
-    _atomic_write(stem + ".predictions.jsonl",
+    atomic.write_text(stem + ".predictions.jsonl",
                   "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in predictions))
-    _atomic_write(stem + ".metrics.json", json.dumps(record, indent=2, ensure_ascii=False) + "\n")
+    atomic.write_text(stem + ".metrics.json", json.dumps(record, indent=2, ensure_ascii=False) + "\n")
     return stem + ".metrics.json", stem + ".predictions.jsonl"
