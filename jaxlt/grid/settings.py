@@ -39,6 +39,9 @@ class GridSettings:
     # (jaxlt.data.sampling.source_sizes), -1 = the whole train split.
     source_size: int = 0
     toy_step_seconds: float = 0.0  # toy executor only: simulated work per step
+    # Few-shot cells trained together in one compiled step (parameters stacked, jax.vmap);
+    # 1 = one cell at a time, 0 = chosen from device memory. Speed only: results are the same.
+    pack_cells: int = 1
 
     def __post_init__(self):
         if self.executor not in EXECUTORS:
@@ -47,6 +50,8 @@ class GridSettings:
                      "eval_batch_size", "max_decode_length"):
             if int(getattr(self, name)) <= 0:
                 raise ValueError(f"grid setting {name} must be positive, got {getattr(self, name)}")
+        if int(self.pack_cells) < 0:
+            raise ValueError(f"grid setting pack_cells must be >= 0 (0 = from device memory), got {self.pack_cells}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -55,7 +60,7 @@ class GridSettings:
         """What identifies results: everything but pure speed knobs. The mesh and sharding rules
         (gin/hardware) are not settings at all: they change speed, not results."""
         d = self.to_dict()
-        for speed_only in ("eval_batch_size", "toy_step_seconds"):
+        for speed_only in ("eval_batch_size", "toy_step_seconds", "pack_cells"):
             d.pop(speed_only)
         return d
 
