@@ -52,8 +52,8 @@ def test_sampled_permutation_p_value_is_valid_and_detects_strong_signal():
     frame["gap"] = 5 * frame["x"] + 0.01 * np.random.default_rng(2).normal(size=len(frame))
     p, used = correlations.language_permutation_test(frame, "x", "gap", n_permutations=199, seed=3)
     # the same draws, counted independently: only draws of the identity reach |r| ~ 1
-    rng = np.random.default_rng(3)
-    identity = sum(bool((rng.permutation(6) == np.arange(6)).all()) for _ in range(199))
+    draws = np.random.default_rng(3).permuted(np.tile(np.arange(6), (199, 1)), axis=1)
+    identity = int((draws == np.arange(6)).all(axis=1).sum())
     assert used == 199 and p == pytest.approx((1 + identity) / 200) and p < 0.05
 
 
@@ -81,3 +81,84 @@ def test_n_transformations_match_scipy():
     assert table.loc["log(n+1)", "pearson_r"] == pytest.approx(sps.pearsonr(np.log(n + 1), frame["S_T"]).statistic)
     assert table.loc["log2(n+1)", "pearson_r"] == pytest.approx(table.loc["log(n+1)", "pearson_r"])
     assert table.loc["n", "distinct_n"] == 4
+
+
+def _design(kind: str, rng):
+    """Pair lists of three designs: one source, square, a few sources among many targets."""
+    codes = ["en", "de", "fi", "sw", "ar", "ru", "hi", "id", "bn", "es"]
+    if kind == "one_source":
+        return [("en", t) for t in codes[1:]]
+    if kind == "square":
+        return list(itertools.permutations(codes[:8], 2))
+    return [(s, t) for s in codes[:3] for t in codes if s != t]  # incomplete: 3 sources, 10 targets
+
+
+def _null_frame(pairs, rng):
+    """Feature and gap with strong language effects on both sides and no relation between them."""
+    codes = sorted({c for p in pairs for c in p})
+    s = np.array([codes.index(p[0]) for p in pairs])
+    t = np.array([codes.index(p[1]) for p in pairs])
+    a, b, c, d = rng.normal(size=(4, len(codes)))
+    return pd.DataFrame({"source": np.array(codes)[s], "target": np.array(codes)[t],
+                         "x": a[s] + b[t] + 0.5 * rng.normal(size=len(s)), "gap": c[s] + d[t] + 0.5 * rng.normal(size=len(s))})
+
+
+@pytest.mark.parametrize("kind", ["one_source", "square", "incomplete"])
+def test_permutation_test_is_calibrated_under_the_null(kind):
+    rng = np.random.default_rng({"one_source": 11, "square": 12, "incomplete": 13}[kind])
+    pairs = _design(kind, rng)
+    rejections, naive = [], []
+    for _ in range(400):
+        frame = _null_frame(pairs, rng)
+        p, used = correlations.language_permutation_test(frame, "x", "gap", n_permutations=99, seed=int(rng.integers(1 << 30)))
+        assert used == 99  # every permutation of a role-preserving group is valid in these designs
+        rejections.append(p <= 0.05)
+        naive.append(sps.pearsonr(frame["x"], frame["gap"]).pvalue <= 0.05)
+    print(f"{kind}: permutation test rejects {np.mean(rejections):.3f}, plain Pearson {np.mean(naive):.3f} at 0.05")
+    assert 0.02 <= np.mean(rejections) <= 0.08, np.mean(rejections)
+    if kind == "square":  # shared languages make the plain Pearson p-value anti-conservative here
+        assert np.mean(naive) > 0.15
+
+
+def test_incomplete_design_counts_only_valid_permutations():
+    # 4 languages, square design minus one pair: relabellings that move the hole elsewhere are invalid
+    frame = _pairs(4)
+    frame = frame[~((frame.source == "en") & (frame.target == "de"))].reset_index(drop=True)
+    p, used = correlations.language_permutation_test(frame, "x", "gap", n_permutations=1000)
+    codes = sorted(set(frame.source) | set(frame.target))
+    present = set(zip(frame.source, frame.target))
+    lookup = {(s, t): v for s, t, v in zip(frame.source, frame.target, frame.x)}
+    observed = abs(sps.pearsonr(frame.x, frame.gap).statistic)
+    valid = count = 0
+    for perm in itertools.permutations(codes):
+        m = dict(zip(codes, perm))
+        if all((m[s], m[t]) in present for s, t in present):
+            valid += 1
+            x = [lookup[(m[s], m[t])] for s, t in zip(frame.source, frame.target)]
+            count += abs(sps.pearsonr(x, frame.gap).statistic) >= observed - 1e-12
+    assert used == valid == 2  # the identity and the swap of the hole's two languages
+    assert p == pytest.approx(count / valid)
+
+
+def test_one_source_table_permutes_targets_only():
+    rng = np.random.default_rng(4)
+    frame = pd.DataFrame({"source": "en", "target": ["de", "fi", "sw", "ar"], "x": rng.normal(size=4), "gap": rng.normal(size=4)})
+    p, used = correlations.language_permutation_test(frame, "x", "gap", n_permutations=1000)
+    assert used == 24  # 4! relabellings of the targets, all valid
+    observed = abs(sps.pearsonr(frame.x, frame.gap).statistic)
+    count = sum(abs(sps.pearsonr(frame.x.to_numpy()[list(perm)], frame.gap).statistic) >= observed - 1e-12
+                for perm in itertools.permutations(range(4)))
+    assert p == pytest.approx(count / 24)
+
+
+def test_cluster_robust_p_matches_statsmodels_two_way():
+    import statsmodels.api as sm
+
+    frame = _pairs(6, seed=7)
+    p = correlations.cluster_robust_p(frame.x, frame.gap, frame.source, frame.target)
+    z = lambda v: (v - v.mean()) / v.std()
+    groups = np.column_stack([pd.factorize(frame.source)[0], pd.factorize(frame.target)[0]])
+    ref = sm.OLS(z(frame.gap.to_numpy()), sm.add_constant(z(frame.x.to_numpy()))).fit(
+        cov_type="cluster", cov_kwds={"groups": groups}, use_t=True)
+    assert p == pytest.approx(ref.pvalues[1])
+    assert ref.pvalues[1] != pytest.approx(sps.pearsonr(frame.x, frame.gap).pvalue)  # it is not the plain p-value

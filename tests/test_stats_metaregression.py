@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.formula.api as smf
+from scipy import stats
 from sklearn.linear_model import Lasso
 from sklearn.metrics import ndcg_score
 
@@ -126,5 +127,15 @@ def test_refit_ols_matches_statsmodels_formula_on_scaled_data():
         assert table.loc[term, "coef"] == pytest.approx(reference.params[ref])
         assert table.loc[term, "std_err"] == pytest.approx(reference.bse[ref])
         assert table.loc[term, "p_value"] == pytest.approx(reference.pvalues[ref], rel=1e-6, abs=1e-300)
+    # two-way cluster-robust errors (source, target) as statsmodels; where its two-way variance is
+    # negative (NaN), the larger one-way variance; t with G - 1 = 5 degrees of freedom
+    groups = [pd.factorize(frame.source)[0], pd.factorize(frame.target)[0]]
+    fit = lambda g: smf.ols("S_T ~ A + B", data=scaled).fit(cov_type="cluster", cov_kwds={"groups": g}, use_t=True)
+    two = fit(np.column_stack(groups))
+    for term in ("Intercept", "A", "B"):
+        se = two.bse[term] if np.isfinite(two.bse[term]) else max(fit(g).bse[term] for g in groups)
+        mine = table.loc["const" if term == "Intercept" else term]
+        assert mine["std_err_cluster"] == pytest.approx(se)
+        assert mine["p_value_cluster"] == pytest.approx(2 * stats.t.sf(abs(two.params[term] / se), 5))
     eq = mr.equation(table.reset_index())
     assert eq.startswith(f"S_T(0) = {reference.params['Intercept']:.2f} + ") and " A " in eq + " "

@@ -1,43 +1,75 @@
-"""Bivariate correlations of features with the transfer gap (paper Table 1) and of S_T with n (Table 2)."""
+"""Bivariate correlations of features with the transfer gap (paper Table 1) and of S_T with n (Table 2).
+
+Pairs share languages, so the rows of a pair table are not independent. Next to the paper's plain
+Pearson p-values every correlation gets (a) a language-permutation p-value that is exact for any
+design (one source, square, incomplete) and (b) a two-way cluster-robust p-value (clusters: source
+and target language).
+"""
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
+from statsmodels.stats.multitest import multipletests
+
+MAX_ENUMERATED = 100_000  # enumerate the whole permutation group up to this size
 
 
 def holm(p_values) -> np.ndarray:
-    """Holm-Bonferroni adjusted p-values (step-down, monotone, capped at 1)."""
-    p = np.asarray(p_values, float)
-    order = np.argsort(p)
-    m = len(p)
-    adjusted = np.maximum.accumulate((m - np.arange(m)) * p[order])
-    out = np.empty(m)
-    out[order] = np.minimum(adjusted, 1.0)
-    return out
+    """Holm-Bonferroni adjusted p-values (statsmodels)."""
+    return multipletests(np.asarray(p_values, float), method="holm")[1]
 
 
 def benjamini_hochberg(p_values) -> np.ndarray:
-    return sps.false_discovery_control(np.asarray(p_values, float), method="bh")
+    """Benjamini-Hochberg FDR-adjusted p-values (statsmodels)."""
+    return multipletests(np.asarray(p_values, float), method="fdr_bh")[1]
 
 
 def _pearson_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Pearson r of each row of x (B, n) with y (n,), ignoring NaN per row."""
-    mask = ~np.isnan(x) & ~np.isnan(y)[None, :]
-    count = mask.sum(axis=1)
-    xm = np.where(mask, x, 0.0)
-    ym = np.where(mask, y[None, :], 0.0)
+    """Pearson r of each row of x (B, n) with y (n,); rows have no NaN (valid permutations only)."""
+    dx = x - x.mean(axis=1, keepdims=True)
+    dy = y - y.mean()
     with np.errstate(invalid="ignore", divide="ignore"):
-        mx = xm.sum(1) / count
-        my = ym.sum(1) / count
-        dx = np.where(mask, x - mx[:, None], 0.0)
-        dy = np.where(mask, y[None, :] - my[:, None], 0.0)
-        r = (dx * dy).sum(1) / np.sqrt((dx * dx).sum(1) * (dy * dy).sum(1))
-    r[count < 3] = np.nan
-    return r
+        return (dx @ dy) / np.sqrt((dx * dx).sum(axis=1) * (dy @ dy))
+
+
+def role_classes(sources, targets) -> list[np.ndarray]:
+    """Languages that the null hypothesis treats as exchangeable, as index arrays into the
+    sorted union of codes: those used as source and target, as source only, as target only.
+
+    A permutation that maps each class onto itself and relabels sources and targets alike
+    keeps every language in its role, so it preserves any design built from roles: one
+    source (only the targets move), square (a Mantel-style joint relabelling) and a few
+    sources among many targets.
+    """
+    codes = sorted(set(sources) | set(targets))
+    src, tgt = set(sources), set(targets)
+    roles = [[i for i, c in enumerate(codes) if (c in src, c in tgt) == role] for role in ((True, True), (True, False), (False, True))]
+    return [np.array(r) for r in roles if len(r) > 1]
+
+
+def _group_size(classes: list[np.ndarray]) -> int:
+    return math.prod(math.factorial(len(c)) for c in classes)
+
+
+def _enumerate(classes: list[np.ndarray], k: int) -> np.ndarray:
+    blocks = [list(itertools.permutations(c)) for c in classes]
+    out = np.tile(np.arange(k), (_group_size(classes), 1))
+    for row, choice in enumerate(itertools.product(*blocks)):
+        for c, image in zip(classes, choice):
+            out[row, c] = image
+    return out
+
+
+def _sample(classes: list[np.ndarray], k: int, n: int, rng: np.random.Generator) -> np.ndarray:
+    out = np.tile(np.arange(k), (n, 1))
+    for c in classes:
+        out[:, c] = rng.permuted(np.tile(c, (n, 1)), axis=1)
+    return out
 
 
 def language_permutation_test(
@@ -45,40 +77,86 @@ def language_permutation_test(
 ) -> tuple[float, int]:
     """Two-sided p-value of Pearson r(feature, target) under relabelling of languages.
 
-    Pairs share languages, so rows are not exchangeable; instead one permutation of the
-    language labels is applied to sources and targets alike (a Mantel-style test) and
-    the feature of pair (s, t) is replaced by that of (pi(s), pi(t)). Permuted pairs
-    absent from the data contribute nothing to that permutation's r. When the number of
-    languages is small enough (k! <= n_permutations) every permutation is enumerated and
-    the p-value is exact. Returns (p, number of permutations used).
+    Pairs share languages, so rows are not exchangeable; languages are. One permutation of
+    language labels within each role class (see :func:`role_classes`) is applied to sources
+    and targets alike, and the feature of pair (s, t) is replaced by that of (pi(s), pi(t)).
+    Only *valid* permutations count: those that map every observed pair onto an observed
+    pair (in an incomplete design some do not; they are left out of numerator and
+    denominator alike, which keeps the test exact because the valid ones form a group).
+    When the group has at most ``n_permutations`` elements it is enumerated and the p-value
+    is exact; otherwise ``n_permutations`` are drawn and p = (1 + extreme) / (1 + valid).
+    Returns (p, number of valid permutations used, identity included when enumerated).
     """
-    codes = sorted(set(frame["source"]) | set(frame["target"]))
+    sub = frame.dropna(subset=[feature, target])
+    codes = sorted(set(sub["source"]) | set(sub["target"]))
     index = {c: i for i, c in enumerate(codes)}
     k = len(codes)
-    table = np.full((k, k), np.nan)
-    s_idx = frame["source"].map(index).to_numpy()
-    t_idx = frame["target"].map(index).to_numpy()
-    values = frame[feature].to_numpy(float)
-    table[s_idx, t_idx] = values
-    y = frame[target].to_numpy(float)
-    observed = _pearson_rows(values[None, :], y)[0]
-    if np.isnan(observed):
+    s_idx = sub["source"].map(index).to_numpy()
+    t_idx = sub["target"].map(index).to_numpy()
+    values = sub[feature].to_numpy(float)
+    y = sub[target].to_numpy(float)
+    if len(sub) < 3 or np.ptp(values) == 0 or np.ptp(y) == 0:
         return float("nan"), 0
-    if math.factorial(k) <= n_permutations:
-        import itertools
-
-        perms = np.array(list(itertools.permutations(range(k))))
-        exact = True
-    else:
-        rng = np.random.default_rng(seed)
-        perms = np.array([rng.permutation(k) for _ in range(n_permutations)])
-        exact = False
-    permuted = table[perms[:, s_idx], perms[:, t_idx]]
-    r = _pearson_rows(permuted, y)
-    extreme = np.sum(np.abs(r) >= abs(observed) - 1e-12)
+    table = np.full((k, k), np.nan)
+    table[s_idx, t_idx] = values
+    observed = _pearson_rows(values[None, :], y)[0]
+    classes = role_classes(sub["source"], sub["target"])
+    size = _group_size(classes)
+    exact = size <= max(n_permutations, 1) and size <= MAX_ENUMERATED
     if exact:
-        return float(extreme / len(perms)), len(perms)
-    return float((extreme + 1) / (len(perms) + 1)), len(perms)
+        perms = _enumerate(classes, k)
+    else:
+        perms = _sample(classes, k, n_permutations, np.random.default_rng(seed))
+    permuted = table[perms[:, s_idx], perms[:, t_idx]]
+    valid = ~np.isnan(permuted).any(axis=1)
+    r = _pearson_rows(permuted[valid], y)
+    extreme = int(np.sum(np.abs(r) >= abs(observed) - 1e-12))
+    used = int(valid.sum())
+    if exact:
+        return float(extreme / used), used
+    return float((extreme + 1) / (used + 1)), used
+
+
+def cluster_robust(y, design, sources, targets) -> tuple[np.ndarray, np.ndarray]:
+    """(standard errors, p-values) of OLS coefficients with two-way cluster-robust covariance
+    (source and target language; Cameron, Gelbach and Miller 2011) and t with G - 1 degrees of
+    freedom, G the smaller number of clusters. One-way when one side has a single level. Where
+    the two-way variance comes out negative (it is a difference of matrices), the larger of the
+    two one-way variances is used instead. With few languages these are approximate."""
+    from statsmodels.regression.linear_model import OLS  # slow import; only when used
+
+    y, design = np.asarray(y, float), np.asarray(design, float)
+    groups = [pd.factorize(np.asarray(g))[0] for g in (sources, targets)]
+    groups = [g for g in groups if g.max() > 0]
+    if not groups:
+        nan = np.full(design.shape[1], np.nan)
+        return nan, nan
+
+    def fit(g):
+        return OLS(y, design).fit(cov_type="cluster", cov_kwds={"groups": g}, use_t=True)
+
+    if len(groups) == 1:
+        result = fit(groups[0])
+        return np.asarray(result.bse), np.asarray(result.pvalues)
+    two = fit(np.column_stack(groups))
+    se = np.asarray(two.bse, float)
+    bad = ~np.isfinite(se)
+    if bad.any():
+        one_way = np.max([np.asarray(fit(g).bse, float) for g in groups], axis=0)
+        se = np.where(bad, one_way, se)
+    df = min(g.max() + 1 for g in groups) - 1
+    p = 2 * sps.t.sf(np.abs(np.asarray(two.params) / se), df)
+    return se, p
+
+
+def cluster_robust_p(x, y, sources, targets) -> float:
+    """p-value of the Pearson correlation: OLS of standardised y on standardised x with
+    two-way cluster-robust errors (:func:`cluster_robust`)."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if np.ptp(x) == 0 or np.ptp(y) == 0:
+        return float("nan")
+    design = np.column_stack([np.ones(len(x)), (x - x.mean()) / x.std()])
+    return float(cluster_robust((y - y.mean()) / y.std(), design, sources, targets)[1][1])
 
 
 def bivariate(
@@ -90,36 +168,42 @@ def bivariate(
     seed: int = 0,
 ) -> pd.DataFrame:
     """Pearson and Spearman of each feature with ``target`` per group, two-tailed p-values,
-    a language-permutation p-value, and Holm / Benjamini-Hochberg corrections within each group."""
+    a language-permutation p-value (with the number of valid permutations), a two-way
+    cluster-robust p-value, and Holm / Benjamini-Hochberg corrections within each group."""
     rows = []
     for keys, group in frame.groupby(list(by), sort=True):
         keys = keys if isinstance(keys, tuple) else (keys,)
         block = []
         for feature in features:
+            if feature not in group.columns or target not in group.columns:
+                continue
             sub = group[[feature, target, "source", "target"]].dropna(subset=[feature, target])
             row = dict(zip(by, keys), feature=feature, n=len(sub))
-            if len(sub) < 3 or sub[feature].nunique() < 2:
+            if len(sub) < 3 or sub[feature].nunique() < 2 or sub[target].nunique() < 2:
+                note = "fewer than 3 pairs" if len(sub) < 3 else ("feature is constant" if sub[feature].nunique() < 2 else f"{target} is constant")
                 row.update(pearson_r=np.nan, pearson_p=np.nan, spearman_rho=np.nan, spearman_p=np.nan,
-                           permutation_p=np.nan, n_permutations=0,
-                           note="fewer than 3 pairs" if len(sub) < 3 else "feature is constant")
+                           permutation_p=np.nan, n_permutations=0, cluster_p=np.nan, note=note)
             else:
                 pr = sps.pearsonr(sub[feature], sub[target])
                 sr = sps.spearmanr(sub[feature], sub[target])
                 perm_p, used = language_permutation_test(sub, feature, target, n_permutations, seed)
+                note = ""
+                if 0 < used < 20:
+                    note = f"only {used} valid language permutations: the permutation p-value cannot reach 0.05"
                 row.update(pearson_r=float(pr.statistic), pearson_p=float(pr.pvalue),
                            spearman_rho=float(sr.statistic), spearman_p=float(sr.pvalue),
-                           permutation_p=perm_p, n_permutations=used, note="")
+                           permutation_p=perm_p, n_permutations=used,
+                           cluster_p=cluster_robust_p(sub[feature], sub[target], sub["source"], sub["target"]), note=note)
             block.append(row)
+        if not block:
+            continue
         block = pd.DataFrame(block)
-        tested = block["pearson_p"].notna()
-        for method, column in ((holm, "pearson_p_holm"), (benjamini_hochberg, "pearson_p_fdr_bh")):
+        for source_column, method, column in (("pearson_p", holm, "pearson_p_holm"), ("pearson_p", benjamini_hochberg, "pearson_p_fdr_bh"),
+                                              ("permutation_p", holm, "permutation_p_holm")):
             block[column] = np.nan
+            tested = block[source_column].notna()
             if tested.any():
-                block.loc[tested, column] = method(block.loc[tested, "pearson_p"].to_numpy())
-        block["permutation_p_holm"] = np.nan
-        ptested = block["permutation_p"].notna()
-        if ptested.any():
-            block.loc[ptested, "permutation_p_holm"] = holm(block.loc[ptested, "permutation_p"].to_numpy())
+                block.loc[tested, column] = method(block.loc[tested, source_column].to_numpy())
         rows.append(block)
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
 

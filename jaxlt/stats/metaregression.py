@@ -186,6 +186,11 @@ def refit_ols(frame: pd.DataFrame, features: list[str], y: str = "S_T") -> pd.Da
         "t": result.tvalues.to_numpy(), "p_value": result.pvalues.to_numpy(),
         "ci_low": ci.iloc[:, 0].to_numpy(), "ci_high": ci.iloc[:, 1].to_numpy(),
     })
+    # Pairs share languages: two-way cluster-robust errors (source, target; t with G - 1 df) beside the plain ones.
+    from jaxlt.stats.correlations import cluster_robust
+
+    se, p = cluster_robust(frame[y].astype(float).to_numpy(), X.to_numpy(), frame["source"], frame["target"])
+    table["std_err_cluster"], table["p_value_cluster"] = se, p
     table.attrs.update(r2=float(result.rsquared), n=int(result.nobs))
     return table
 
