@@ -1,4 +1,6 @@
-"""Token cross-entropy with optional z-loss and label smoothing (t5x conventions)."""
+"""Token cross-entropy: by default the plain mean over real target tokens (as PyTorch /
+transformers fine-tuning); z-loss, a constant normaliser and label smoothing (t5x's options)
+only when asked for."""
 
 from __future__ import annotations
 

@@ -59,10 +59,11 @@ def _feature_lengths(feature_lengths: Mapping[str, int]) -> dict[str, int]:
 class Trainer:
     """Train / predict / score for one (model config, batch shape, mesh); see the module docstring.
 
-    Loss: token cross-entropy with `z_loss` (t5x default 1e-4); the summed loss is
-    divided by `loss_normalizing_factor` — a number (e.g.
-    MT5_LOSS_NORMALIZING_FACTOR, as t5x does for the public mT5 checkpoints)
-    or None for the number of real target tokens in the whole (accumulated) batch.
+    Loss: by default the plain mean token cross-entropy over the real target tokens of
+    the whole (accumulated) batch, as PyTorch / transformers fine-tuning (the paper's).
+    Explicit options: `z_loss` (t5x uses 1e-4) and `loss_normalizing_factor`, a constant
+    that divides the summed loss instead (e.g. MT5_LOSS_NORMALIZING_FACTOR, as t5x does
+    for the public mT5 checkpoints).
     With `accumulation_steps` A the batch is split into A micro-batches whose
     gradients are summed before a single optimizer update, so the update equals
     the full-batch one.
@@ -70,7 +71,7 @@ class Trainer:
 
     def __init__(self, model_config, *, batch_size: int, feature_lengths: Mapping[str, int],
                  optimizer: optax.GradientTransformation | None = None, mesh=None, rules=None,
-                 accumulation_steps: int = 1, z_loss: float = 1e-4, label_smoothing: float = 0.0,
+                 accumulation_steps: int = 1, z_loss: float = 0.0, label_smoothing: float = 0.0,
                  loss_normalizing_factor: float | None = None, packed: bool = False,
                  compiler_options: Mapping[str, Any] | None = None):
         from jaxlt.model.network import Transformer, init_params
