@@ -235,6 +235,16 @@ class Trainer:
                    "grad_norm": optax.global_norm(grads)}
         return TrainState(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
+    # The step's pure (un-jitted) pieces, for callers that transform them: jaxlt.train.packed
+    # vmaps them over stacked runs, so packed and single runs share one loss and one update.
+    def state_from_params(self, params) -> TrainState:
+        """A fresh TrainState (step 0, new optimizer state) of unboxed params; traceable."""
+        return self._init_state(params)
+
+    def step_function(self, state: TrainState, batch: dict, base_rng):
+        """One update as a pure function: (state, batch, rng key data) -> (new state, metrics)."""
+        return self._train_step(state, batch, base_rng)
+
     def compile(self) -> float:
         """Compiles the train step ahead of time (once per Trainer); returns the seconds it took."""
         if self._step_compiled is None:
