@@ -62,8 +62,8 @@ def hub_dataset(dataset, config, split):
 def test_local_layout_is_what_datasets_to_json_writes(tmp_path, dataset, lang):
     spec = sources.get_spec(dataset)
     for split in sources.available_splits(dataset, lang, TINY_DATA):
-        hub = hub_dataset(dataset, spec.config(lang), split)
-        out = tmp_path / spec.hub_id / spec.config(lang) / f"{split}.jsonl"
+        hub = hub_dataset(dataset, spec.config_for(lang), split)
+        out = tmp_path / spec.hub_id / spec.config_for(lang) / f"{split}.jsonl"
         out.parent.mkdir(parents=True, exist_ok=True)
         hub.to_json(str(out), force_ascii=False)
         ours = sources.load_records(dataset, lang, split, str(tmp_path))
@@ -71,7 +71,7 @@ def test_local_layout_is_what_datasets_to_json_writes(tmp_path, dataset, lang):
                               or spec.language_of_record(r) == lang]
         # and the bundled fixtures read the same as datasets' own JSON reader reads them
         reference = datasets.load_dataset(
-            "json", data_files=os.path.join(TINY_DATA, spec.hub_id, spec.config(lang),
+            "json", data_files=os.path.join(TINY_DATA, spec.hub_id, spec.config_for(lang),
                                             f"{split}.jsonl"), split="train")
         assert list(sources.load_records(dataset, lang, split, TINY_DATA)) == [
             r for r in reference if spec.language_of_record is None

@@ -6,7 +6,9 @@ import argparse
 import json
 import sys
 
-TASKS = ("xnli", "pawsx", "panx", "tydiqa", "xquad")
+from jaxlt.data.datasets import dataset_names, get_dataset
+
+TASKS = dataset_names()  # every declared dataset (jaxlt.data.datasets)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,7 +63,7 @@ def main(argv: list[str]) -> int:
     references, predictions = read_pairs(args.input)
     if not references:
         raise SystemExit(f"jaxlt metrics: {args.input} has no records")
-    if args.task in ("xnli", "pawsx") and any(not isinstance(r, str) for r in references):
+    if not get_dataset(args.task).multiple_references and any(not isinstance(r, str) for r in references):
         raise SystemExit(f"jaxlt metrics: {args.task} references must be strings")
     result = metrics.score(args.task, references, predictions)
     json.dump(result, sys.stdout)

@@ -23,8 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "env JAXLT_DATA_DIR")
     source.add_argument("--tiny", action="store_true",
                         help=f"use the bundled tiny fixtures ({TINY_DATA})")
-    parser.add_argument("--dataset", choices=("xnli", "panx", "tydiqa", "pawsx", "xquad"),
-                        help="only this dataset")
+    parser.add_argument("--dataset", help="only this dataset (see jaxlt.data.datasets; e.g. xnli, "
+                                           "panx, tydiqa, pawsx, xquad)")
     parser.add_argument("--hub_info", action="store_true",
                         help="without a data directory, read split sizes from the Hugging Face "
                              "dataset info (the local HF cache, or the hub when online)")
@@ -47,25 +47,33 @@ def hub_split_sizes(hub_id: str, config: str) -> dict[str, int]:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    from jaxlt.data import examples, sources, tasks
+    from jaxlt.data import datasets, examples, sources, tasks
 
+    if args.dataset and not datasets.is_registered(args.dataset):
+        print(f"jaxlt tasks: error: unknown dataset {args.dataset!r}; known: "
+              f"{', '.join(datasets.dataset_names())}", file=sys.stderr)
+        return 2
     data_dir = TINY_DATA if args.tiny else sources.get_data_dir(args.data_dir)
+    if data_dir and not os.path.isdir(data_dir):
+        print(f"jaxlt tasks: error: data directory {data_dir} does not exist", file=sys.stderr)
+        return 2
     rows = []
     for name in tasks.registered_tasks(args.dataset):
         dataset, lang = name.split(".", 1)
         spec = sources.get_spec(dataset)
+        if data_dir and lang not in sources.local_languages(dataset, data_dir):
+            continue  # the directory has no data for this language: not usable here
         sizes = {}
         hub_sizes = {}
-        if not data_dir and args.hub_info and spec.language_of_record is None:
-            hub_sizes = hub_split_sizes(spec.hub_id, spec.config(lang))
+        if not data_dir and args.hub_info and spec.language_of_record is None and spec.hub_id:
+            hub_sizes = hub_split_sizes(spec.hub_id, spec.config_for(lang))
         for split in spec.splits:
             if data_dir and split in sources.available_splits(dataset, lang, data_dir):
                 sizes[split] = len(examples.load_examples(dataset, lang, split, data_dir))
             else:
                 sizes[split] = hub_sizes.get(split)
-        if data_dir and not any(sizes.values()):
-            continue  # the directory has no data for this language: not usable here
-        rows.append({"task": name, "dataset": dataset, "language": lang, "splits": sizes})
+        rows.append({"task": name, "dataset": dataset, "language": lang, "splits": sizes,
+                     "eval_only": not spec.has_train(lang)})
     if args.json:
         for row in rows:
             print(json.dumps(row))

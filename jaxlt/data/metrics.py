@@ -25,8 +25,6 @@ from jaxlt.data.formats import parse_ner
 
 def accuracy(targets: Sequence[str], predictions: Sequence[str]) -> dict[str, float]:
     _check_lengths(targets, predictions)
-    if not targets:
-        return {"accuracy": 0.0}
     correct = sum(str(t).strip() == str(p).strip() for t, p in zip(targets, predictions))
     return {"accuracy": 100.0 * correct / len(targets)}
 
@@ -34,6 +32,8 @@ def accuracy(targets: Sequence[str], predictions: Sequence[str]) -> dict[str, fl
 def _check_lengths(targets: Sequence, predictions: Sequence) -> None:
     if len(targets) != len(predictions):
         raise ValueError(f"{len(targets)} targets but {len(predictions)} predictions")
+    if not len(targets):  # an empty evaluation set is a data problem, never a score of 0
+        raise ValueError("nothing to score: no targets and no predictions")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -153,8 +153,6 @@ def qa_f1(prediction: str, reference: str) -> float:
 def squad(targets: Sequence, predictions: Sequence[str]) -> dict[str, float]:
     """Exact match and F1 (0-100); each target is one answer or a list of acceptable answers."""
     _check_lengths(targets, predictions)
-    if not targets:
-        return {"exact_match": 0.0, "f1": 0.0}
     em = f1 = 0.0
     for target, prediction in zip(targets, predictions):
         references = [target] if isinstance(target, str) else list(target)
@@ -165,14 +163,8 @@ def squad(targets: Sequence, predictions: Sequence[str]) -> dict[str, float]:
     return {"exact_match": 100.0 * em / len(targets), "f1": 100.0 * f1 / len(targets)}
 
 
-# dataset -> metric function, and the metric the results table reports for it
-METRIC_FNS = {"xnli": accuracy, "pawsx": accuracy, "panx": ner_f1, "tydiqa": squad,
-              "xquad": squad}
-MAIN_METRIC = {"xnli": "accuracy", "pawsx": "accuracy", "panx": "f1", "tydiqa": "exact_match",
-               "xquad": "exact_match"}
-
-
 def score(dataset: str, references: Sequence, predictions: Sequence) -> dict[str, float]:
-    if dataset not in METRIC_FNS:
-        raise KeyError(f"no metric for {dataset!r}; known: {', '.join(METRIC_FNS)}")
-    return METRIC_FNS[dataset](references, predictions)
+    """The metric of a registered dataset (`jaxlt.data.datasets`) over references and predictions."""
+    from jaxlt.data.datasets import get_dataset
+
+    return get_dataset(dataset).score(references, predictions)

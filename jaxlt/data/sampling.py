@@ -1,7 +1,7 @@
 """Deterministic subsets of training data: fixed-size source sets and nested n-shot target sets.
 
 * `source_examples(dataset, lang, seed, size=None)`: `size` examples of the language's train split
-  (default per dataset, as the paper: 100k XNLI, 10k NER, 2.2k QA; gin `source_sizes`).
+  (default: the dataset's declared `source_size`, the paper's 100k XNLI, 10k NER, 2.2k QA).
 * `nshot_examples(dataset, lang, k, seed, sampling="random")`: k examples of the train split,
   never an example whose inputs also occur in the language's evaluation splits, nested for a seed
   (the 10-shot set is the first 10 of the 30-shot set) whatever the strategy:
@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-import gin
 import numpy as np
 
 from jaxlt.data import sources
@@ -29,20 +28,9 @@ SAMPLING_STRATEGIES = ("random", "shortest", "longest")
 EVAL_SPLITS = ("validation", "test")
 
 
-@gin.configurable(module="jaxlt.data.sampling")
-def source_sizes(xnli: int | None = 100_000, panx: int | None = 10_000,
-                 tydiqa: int | None = 2_200, pawsx: int | None = None,
-                 xquad: int | None = None) -> dict[str, int | None]:
-    """Default number of source training examples per dataset (None: the whole train split).
-
-    Gin: `jaxlt.data.sampling.source_sizes.xnli = 50000`.
-    """
-    return {"xnli": xnli, "panx": panx, "tydiqa": tydiqa, "pawsx": pawsx, "xquad": xquad}
-
-
 def default_source_size(dataset: str) -> int | None:
-    sources.get_spec(dataset)
-    return source_sizes()[dataset]
+    """The paper's number of source examples for `dataset` (None: the whole train split)."""
+    return sources.get_spec(dataset).source_size
 
 
 def order(examples: Sequence[dict], seed: int, sampling: str = "random") -> list[int]:
@@ -65,7 +53,7 @@ def source_examples(dataset: str, lang: str, seed: int, size: int | None = None,
     """A seeded random sample of `size` train examples.
 
     An explicit `size` larger than the split is an error (both numbers given); the default
-    (`source_sizes()[dataset]`, None = all) is capped at the split size with a logged warning,
+    (the dataset's `source_size`, None = all) is capped at the split size with a logged warning,
     so small splits (TyDiQA ko has 1.6k) and the tiny fixtures work with defaults.
     """
     pool = load_examples(dataset, lang, "train", data_dir)

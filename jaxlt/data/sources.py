@@ -3,19 +3,23 @@
 One loading path, two places to read from. `load_records(dataset, lang, split)` returns the
 raw records (dicts in the hub schema) of one language and split, validated field by field:
 
-* with a data directory configured (`set_data_dir(path)`, gin `jaxlt.data.sources.data_dir.path`,
-  or env `JAXLT_DATA_DIR`, in that order of precedence), it reads
-  `{data_dir}/{hub_id}/{config}/{split}.jsonl`: exactly what `datasets.Dataset.to_json` writes
-  for that hub split (one JSON object per line, ClassLabels as integers);
+* a dataset declared with its own `data_dir` (not on the hub) reads
+  `{spec.data_dir}/{config}/{split}.jsonl`;
+* with a data directory given (argument, `set_data_dir(path)`, gin
+  `jaxlt.data.sources.data_dir.path`, or env `JAXLT_DATA_DIR`, in that order of precedence), it
+  reads `{data_dir}/{hub_id or name}/{config}/{split}.jsonl`: exactly what
+  `datasets.Dataset.to_json` writes for that hub split (one JSON object per line, ClassLabels as
+  integers);
 * otherwise it calls `datasets.load_dataset(hub_id, config, split=split)` (the hub, or the local
   HF cache when `HF_DATASETS_OFFLINE=1`).
+
+Which datasets exist, their languages, configs and splits: `jaxlt.data.datasets`.
 
 `export_to_dir` writes the local layout from the hub, for offline clusters.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import logging
@@ -24,79 +28,19 @@ from collections.abc import Callable, Sequence
 
 import gin
 
+from jaxlt.data import datasets as datasets_table
+from jaxlt.data import formats
+
 logger = logging.getLogger(__name__)
 
 DATA_DIR_ENV = "JAXLT_DATA_DIR"
 
-# PAN-X (WikiANN as XTREME ships it) tag ids, in the hub's ClassLabel order.
-PANX_TAGS = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC")
-
-# TyDiQA-GoldP names the language in the example id ("arabic-2387335860751143628-1").
-TYDIQA_ID_LANGUAGES = {
-    "arabic": "ar", "bengali": "bn", "english": "en", "finnish": "fi", "indonesian": "id",
-    "korean": "ko", "russian": "ru", "swahili": "sw", "telugu": "te",
-}
-
-
-class DataError(ValueError):
-    """A data file or record that does not match the expected schema."""
-
-
-@dataclasses.dataclass(frozen=True)
-class DatasetSpec:
-    """How one dataset is found on the hub and laid out locally."""
-
-    name: str
-    hub_id: str
-    languages: tuple[str, ...]
-    splits: tuple[str, ...]
-    config_for: Callable[[str], str]  # language -> hub config name
-    # When set, every language shares one config and the language is read from each record.
-    language_of_record: Callable[[dict], str] | None = None
-    description: str = ""
-
-    def config(self, lang: str) -> str:
-        return self.config_for(lang)
-
-
-def _tydiqa_language(record: dict) -> str:
-    prefix = str(record.get("id", "")).split("-", 1)[0]
-    if prefix not in TYDIQA_ID_LANGUAGES:
-        raise DataError(f"TyDiQA id {record.get('id')!r} does not start with a known language "
-                        f"({', '.join(sorted(TYDIQA_ID_LANGUAGES))})")
-    return TYDIQA_ID_LANGUAGES[prefix]
-
-
-DATASETS: dict[str, DatasetSpec] = {
-    "xnli": DatasetSpec(
-        "xnli", "facebook/xnli",
-        ("ar", "bg", "de", "el", "en", "es", "fr", "hi", "ru", "sw", "th", "tr", "ur", "vi", "zh"),
-        ("train", "validation", "test"), lambda lang: lang,
-        description="natural language inference (accuracy)"),
-    "panx": DatasetSpec(
-        "panx", "google/xtreme",
-        ("af", "ar", "bg", "bn", "de", "el", "en", "es", "et", "eu", "fa", "fi", "fr", "he", "hi",
-         "hu", "id", "it", "ja", "jv", "ka", "kk", "ko", "ml", "mr", "ms", "my", "nl", "pt", "ru",
-         "sw", "ta", "te", "th", "tl", "tr", "ur", "vi", "yo", "zh"),
-        ("train", "validation", "test"), lambda lang: f"PAN-X.{lang}",
-        description="named-entity recognition, WikiANN/PAN-X (entity F1)"),
-    "tydiqa": DatasetSpec(
-        "tydiqa", "google-research-datasets/tydiqa",
-        ("ar", "bn", "en", "fi", "id", "ko", "ru", "sw", "te"),
-        ("train", "validation"), lambda lang: "secondary_task",
-        language_of_record=_tydiqa_language,
-        description="extractive QA, TyDiQA-GoldP (exact match, F1)"),
-    "pawsx": DatasetSpec(
-        "pawsx", "google-research-datasets/paws-x",
-        ("de", "en", "es", "fr", "ja", "ko", "zh"),
-        ("train", "validation", "test"), lambda lang: lang,
-        description="paraphrase identification (accuracy)"),
-    "xquad": DatasetSpec(
-        "xquad", "google/xquad",
-        ("ar", "de", "el", "en", "es", "hi", "ro", "ru", "th", "tr", "vi", "zh"),
-        ("validation",), lambda lang: f"xquad.{lang}",
-        description="extractive QA, evaluation only (exact match, F1)"),
-}
+# The declarations live in jaxlt.data.datasets; these names stay importable from here.
+DatasetSpec = datasets_table.DatasetSpec
+DATASETS = datasets_table.DATASETS  # read-only live view; datasets.register_dataset adds
+PANX_TAGS = formats.PANX_TAGS
+TYDIQA_ID_LANGUAGES = datasets_table.TYDIQA_ID_LANGUAGES
+DataError = formats.RecordError
 
 
 # ---------------------------------------------------------------------------------------------
@@ -125,9 +69,33 @@ def get_data_dir(path: str | os.PathLike | None = None) -> str | None:
     return None
 
 
-def local_path(data_dir_: str, dataset: str, lang: str, split: str) -> str:
+def config_dir(data_dir_: str | None, spec: DatasetSpec, config: str) -> str | None:
+    """The local directory of one config: under the dataset's own data_dir, else under
+    `data_dir_/{hub_id or name}`; None when neither is set (the hub)."""
+    if spec.data_dir:
+        return os.path.join(spec.data_dir, config)
+    if data_dir_:
+        return os.path.join(data_dir_, spec.hub_id or spec.name, config)
+    return None
+
+
+def local_path(data_dir_: str | None, dataset: str, lang: str, split: str) -> str:
     spec = get_spec(dataset)
-    return os.path.join(data_dir_, spec.hub_id, spec.config(lang), f"{split}.jsonl")
+    directory = config_dir(data_dir_, spec, spec.config_for(lang))
+    if directory is None:
+        raise ValueError(f"{dataset} is read from the hub: no data directory is set")
+    return os.path.join(directory, f"{split}.jsonl")
+
+
+def _directory(spec: DatasetSpec, data_dir_: str | None) -> str | None:
+    """The local root for `spec` in effect (None: the hub)."""
+    if spec.data_dir:
+        return spec.data_dir
+    directory = get_data_dir(data_dir_)
+    if directory is None and spec.hub_id is None:
+        raise FileNotFoundError(f"dataset {spec.name} is not on the hub and has no data_dir; "
+                                "give a data directory")
+    return directory
 
 
 # ---------------------------------------------------------------------------------------------
@@ -135,9 +103,7 @@ def local_path(data_dir_: str, dataset: str, lang: str, split: str) -> str:
 
 
 def get_spec(dataset: str) -> DatasetSpec:
-    if dataset not in DATASETS:
-        raise KeyError(f"unknown dataset {dataset!r}; known datasets: {', '.join(DATASETS)}")
-    return DATASETS[dataset]
+    return datasets_table.get_dataset(dataset)
 
 
 def normalize_language(code: str) -> str:
@@ -155,14 +121,15 @@ def normalize_language(code: str) -> str:
 def check_language(dataset: str, lang: str, data_dir_: str | None = None) -> str:
     """The normalised language code, or an error listing the dataset's languages."""
     spec = get_spec(dataset)
-    code = normalize_language(lang)
+    code = normalize_language(lang) if spec.iso_languages else str(lang).strip()
     if code in spec.languages:
         return code
-    # The loader accepts any language present locally (PAN-X has more than we list).
-    directory = get_data_dir(data_dir_)
-    if directory and spec.language_of_record is None and os.path.isdir(
-            os.path.join(directory, spec.hub_id, spec.config(code))):
-        return code
+    # open_languages: any language present locally is accepted (PAN-X has more than we list).
+    if spec.open_languages and spec.language_of_record is None:
+        directory = _directory(spec, data_dir_)
+        local = config_dir(directory, spec, spec.config_for(code))
+        if local and os.path.isdir(local):
+            return code
     raise KeyError(f"language {lang!r} is not available for {dataset}; supported: "
                    f"{', '.join(spec.languages)}")
 
@@ -172,63 +139,6 @@ def check_split(dataset: str, split: str) -> str:
     if split not in spec.splits:
         raise KeyError(f"{dataset} has no split {split!r}; splits: {', '.join(spec.splits)}")
     return split
-
-
-# ---------------------------------------------------------------------------------------------
-# record validation (shared by both places to read from)
-
-
-def _is_str_list(value) -> bool:
-    return isinstance(value, list) and all(isinstance(v, str) for v in value)
-
-
-def _validate_classification(fields: Sequence[str], labels: int):
-    def check(record: dict) -> None:
-        for field in fields:
-            if not isinstance(record.get(field), str):
-                raise DataError(f"field {field!r} must be a string, got {record.get(field)!r}")
-        label = record.get("label")
-        if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < labels:
-            raise DataError(f"field 'label' must be an integer in [0, {labels}), got {label!r}")
-    return check
-
-
-def _validate_panx(record: dict) -> None:
-    tokens, tags = record.get("tokens"), record.get("ner_tags")
-    if not _is_str_list(tokens):
-        raise DataError(f"field 'tokens' must be a list of strings, got {tokens!r}")
-    if not isinstance(tags, list) or len(tags) != len(tokens):
-        raise DataError(f"field 'ner_tags' must be a list as long as 'tokens' ({len(tokens)}), "
-                        f"got {tags!r}")
-    for tag in tags:
-        ok = (isinstance(tag, int) and not isinstance(tag, bool) and 0 <= tag < len(PANX_TAGS)
-              ) or tag in PANX_TAGS
-        if not ok:
-            raise DataError(f"unknown NER tag {tag!r}; known: ids 0-{len(PANX_TAGS) - 1} "
-                            f"or {', '.join(PANX_TAGS)}")
-
-
-def _validate_qa(record: dict) -> None:
-    for field in ("id", "context", "question"):
-        if not isinstance(record.get(field), str):
-            raise DataError(f"field {field!r} must be a string, got {record.get(field)!r}")
-    answers = record.get("answers")
-    if not isinstance(answers, dict) or not _is_str_list(answers.get("text")):
-        raise DataError(f"field 'answers' must be {{'text': [str], 'answer_start': [int]}}, "
-                        f"got {answers!r}")
-    starts = answers.get("answer_start")
-    if not isinstance(starts, list) or len(starts) != len(answers["text"]):
-        raise DataError(f"'answers.answer_start' must be a list as long as 'answers.text', "
-                        f"got {starts!r}")
-
-
-VALIDATORS: dict[str, Callable[[dict], None]] = {
-    "xnli": _validate_classification(("premise", "hypothesis"), 3),
-    "pawsx": _validate_classification(("sentence1", "sentence2"), 2),
-    "panx": _validate_panx,
-    "tydiqa": _validate_qa,
-    "xquad": _validate_qa,
-}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -248,14 +158,13 @@ def _read_jsonl(path: str, validate: Callable[[dict], None]) -> list[dict]:
                 if not isinstance(record, dict):
                     raise DataError(f"expected a JSON object, got {type(record).__name__}")
                 validate(record)
-            except (json.JSONDecodeError, DataError) as e:
+            except (json.JSONDecodeError, DataError, KeyError, IndexError, TypeError) as e:
                 raise DataError(f"{path}:{lineno}: malformed record: {e}") from None
             records.append(record)
     return records
 
 
-def _read_hub(dataset: str, hub_id: str, config: str, split: str,
-              validate: Callable[[dict], None]) -> list[dict]:
+def _read_hub(hub_id: str, config: str, split: str, validate: Callable[[dict], None]) -> list[dict]:
     import datasets  # only needed on this path
 
     data = datasets.load_dataset(hub_id, config, split=split)
@@ -276,12 +185,11 @@ def _read_hub(dataset: str, hub_id: str, config: str, split: str,
 def _load_config_split(dataset: str, config: str, split: str, directory: str | None
                        ) -> tuple[dict, ...]:
     spec = get_spec(dataset)
-    validate = VALIDATORS[dataset]
-    if directory:
-        path = os.path.join(directory, spec.hub_id, config, f"{split}.jsonl")
-        records = _read_jsonl(path, validate)
+    local = config_dir(directory, spec, config)
+    if local:
+        records = _read_jsonl(os.path.join(local, f"{split}.jsonl"), spec.validate)
     else:
-        records = _read_hub(dataset, spec.hub_id, config, split, validate)
+        records = _read_hub(spec.hub_id, config, split, spec.validate)
     logger.info("%s %s %s: %d records from %s", dataset, config, split, len(records),
                 directory or "the Hugging Face hub")
     return tuple(records)
@@ -291,9 +199,13 @@ def _load_config_split(dataset: str, config: str, split: str, directory: str | N
 def _load_records_cached(dataset: str, lang: str, split: str, directory: str | None
                          ) -> tuple[dict, ...]:
     spec = get_spec(dataset)
-    records = _load_config_split(dataset, spec.config(lang), split, directory)
+    records = _load_config_split(dataset, spec.config_for(lang), split, directory)
     if spec.language_of_record is not None:
         records = tuple(r for r in records if spec.language_of_record(r) == lang)
+    if not records:  # an empty split (or a language missing from a shared file) is never a score of 0
+        where = config_dir(directory, spec, spec.config_for(lang)) or f"{spec.hub_id} {spec.config_for(lang)}"
+        raise DataError(f"{dataset}.{lang} {split}: no records in {where}"
+                        + (" for this language" if spec.language_of_record is not None else ""))
     return records
 
 
@@ -306,7 +218,7 @@ def load_records(dataset: str, lang: str, split: str, data_dir: str | None = Non
     """
     lang = check_language(dataset, lang, data_dir)
     check_split(dataset, split)
-    return _load_records_cached(dataset, lang, split, get_data_dir(data_dir))
+    return _load_records_cached(dataset, lang, split, _directory(get_spec(dataset), data_dir))
 
 
 
@@ -314,33 +226,37 @@ def available_splits(dataset: str, lang: str, data_dir: str | None = None) -> tu
     """Splits present for (dataset, lang): all of the dataset's splits on the hub; the files
     present in a local directory."""
     spec = get_spec(dataset)
-    directory = get_data_dir(data_dir)
+    directory = _directory(spec, data_dir)
     if not directory:
         return spec.splits
     lang = check_language(dataset, lang, directory)
     return tuple(s for s in spec.splits if os.path.isfile(local_path(directory, dataset, lang, s)))
 
 
-def local_languages(dataset: str, data_dir: str) -> tuple[str, ...]:
-    """Languages with files for `dataset` under a local data directory."""
+def local_languages(dataset: str, data_dir: str | None = None) -> tuple[str, ...]:
+    """Languages with files for `dataset` under a local data directory (the dataset's own
+    data_dir when it declares one)."""
     spec = get_spec(dataset)
+    directory = _directory(spec, data_dir)
+    if not directory:
+        return spec.languages
     if spec.language_of_record is not None:
         found = set()
+        config = spec.config_for(spec.languages[0])
         for split in spec.splits:
-            path = os.path.join(data_dir, spec.hub_id, spec.config(spec.languages[0]),
-                                f"{split}.jsonl")
-            if os.path.isfile(path):
+            local = config_dir(directory, spec, config)
+            if os.path.isfile(os.path.join(local, f"{split}.jsonl")):
                 found.update(spec.language_of_record(r)
-                             for r in _load_config_split(dataset, spec.config(spec.languages[0]),
-                                                         split, data_dir))
+                             for r in _load_config_split(dataset, config, split, directory))
         return tuple(sorted(found))
-    langs = [lang for lang in spec.languages if os.path.isdir(
-        os.path.join(data_dir, spec.hub_id, spec.config(lang)))]
-    if dataset == "panx":  # any PAN-X.xx present is accepted
-        root = os.path.join(data_dir, spec.hub_id)
-        if os.path.isdir(root):
-            langs += [d.split(".", 1)[1] for d in os.listdir(root)
-                      if d.startswith("PAN-X.") and d.split(".", 1)[1] not in langs]
+    langs = [lang for lang in spec.languages
+             if os.path.isdir(config_dir(directory, spec, spec.config_for(lang)))]
+    root = os.path.dirname(config_dir(directory, spec, spec.config_for(spec.languages[0])))
+    if spec.open_languages and os.path.isdir(root):
+        for name in os.listdir(root):
+            lang = spec.language_of_config(name)
+            if lang and lang not in langs and os.path.isdir(os.path.join(root, name)):
+                langs.append(lang)
     return tuple(sorted(langs))
 
 
@@ -352,7 +268,9 @@ def export_to_dir(dataset: str, languages: Sequence[str], directory: str) -> lis
     import datasets
 
     spec = get_spec(dataset)
-    written, configs = [], {spec.config(check_language(dataset, lang)) for lang in languages}
+    if spec.hub_id is None:
+        raise ValueError(f"dataset {dataset} is not on the hub: nothing to export")
+    written, configs = [], {spec.config_for(check_language(dataset, lang)) for lang in languages}
     for config in sorted(configs):
         for split in spec.splits:
             data = datasets.load_dataset(spec.hub_id, config, split=split)

@@ -137,15 +137,7 @@ def span_corruption_preprocessors(max_tokens: int = MAX_TOKENS,
 
 def record_text(dataset: str, record: dict) -> str:
     """The plain text of one raw record (what a language model of that data reads)."""
-    if dataset == "xnli":
-        return f"{record['premise']} {record['hypothesis']}"
-    if dataset == "pawsx":
-        return f"{record['sentence1']} {record['sentence2']}"
-    if dataset == "panx":
-        return " ".join(record["tokens"])
-    if dataset in ("tydiqa", "xquad"):
-        return f"{record['question']} {record['context']}"
-    raise KeyError(f"no text for dataset {dataset!r}")
+    return sources.get_spec(dataset).text(record)
 
 
 def register_text_span_corruption_task(name: str, texts_by_split: Callable[[str], Sequence[str]],

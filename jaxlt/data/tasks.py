@@ -30,7 +30,6 @@ logger = logging.getLogger(__name__)
 VOCABULARY_ENV = "JAXLT_VOCABULARY"
 TINY_VOCABULARY = os.path.join(os.path.dirname(os.path.dirname(__file__)), "resources",
                                "tiny_model", "spiece.model")
-QA_DATASETS = ("tydiqa", "xquad")
 
 # ---------------------------------------------------------------------------------------------
 # vocabulary
@@ -160,17 +159,9 @@ def _dataset_fn(dataset: str, lang: str):
     return dataset_fn
 
 
-def _text(value) -> str:
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
-
-
 def postprocessor(dataset: str) -> Callable:
-    """seqio postprocess_fn: decoded text for predictions; all gold answers for QA targets."""
-    def postprocess(output, example=None, is_target=False):
-        if is_target and dataset in QA_DATASETS and example is not None and "answers" in example:
-            return [_text(a) for a in example["answers"]]
-        return _text(output).strip()
-    return postprocess
+    """seqio postprocess_fn of a dataset (`DatasetSpec.postprocess`)."""
+    return sources.get_spec(dataset).postprocess
 
 
 # ---------------------------------------------------------------------------------------------
@@ -202,7 +193,7 @@ def _add_task(name: str, dataset: str, source: seqio.DataSource) -> None:
                        seqio.preprocessors.append_eos_after_trim],
         output_features=output_features(),
         postprocess_fn=postprocessor(dataset),
-        metric_fns=[metrics.METRIC_FNS[dataset]],
+        metric_fns=[sources.get_spec(dataset).metric],
     )
 
 

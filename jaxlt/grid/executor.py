@@ -272,6 +272,7 @@ class TrainerExecutor:
         if key not in self._eval_cache:
             import seqio
 
+            from jaxlt.data.datasets import get_dataset
             from jaxlt.data.examples import load_examples
             from jaxlt.data.tasks import register_task
 
@@ -289,7 +290,8 @@ class TrainerExecutor:
             array = np.zeros((rows, self.settings.input_length), np.int32)
             for i, ids in enumerate(inputs):
                 array[i, :len(ids)] = ids
-            references = [list(ex["answers"]) if task in ("tydiqa", "xquad") else ex["targets"] for ex in examples]
+            spec = get_dataset(task)
+            references = [spec.reference(ex) for ex in examples]
             self._eval_cache[key] = (array, references, len(inputs))
         return self._eval_cache[key]
 
