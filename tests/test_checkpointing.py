@@ -142,3 +142,33 @@ def test_optimizer_without_state_saves_and_restores(tmp_path):
         assert jax.tree.structure(restored.opt_state) == jax.tree.structure(state.opt_state)
         plain, _ = c.restore()
         np.testing.assert_array_equal(np.asarray(plain.params["w"]), np.full((4, 2), 3.0))
+
+
+def test_a_non_finite_checkpoint_is_refused_by_inference_and_predict(tmp_path, monkeypatch, capsys):
+    """A NaN checkpoint (as older versions could write) must not decode to empty predictions, exit 0."""
+    from flax import linen as nn
+
+    from jaxlt.commands import predict
+    from jaxlt.errors import CheckpointError
+    from jaxlt.model.config import get_config
+    from jaxlt.model.network import init_params
+    from jaxlt.train.state import TrainState
+
+    config = get_config("mt5_tiny")
+    good = nn.meta.unbox(init_params(config, jax.random.key(0)))
+    nan = jax.tree.map(lambda x: x * np.float32("nan"), good)
+    with ck.Checkpointer(tmp_path, config, SPM_PATH, keep_last=2, async_save=False) as c:
+        c.save(1, TrainState(step=jnp.int32(1), params=good, opt_state=()))
+        monkeypatch.setattr(ck, "all_finite", lambda tree: True)  # bypass the save-time guard
+        c.save(2, TrainState(step=jnp.int32(2), params=nan, opt_state=()))
+        monkeypatch.undo()
+    with pytest.raises(CheckpointError, match=r"step 2 has non-finite .*choose another step \(1\)"):
+        ck.load_inference_params(tmp_path)
+    assert ck.all_finite(ck.load_inference_params(tmp_path, step=1)[1])
+    (tmp_path / "in.jsonl").write_text('{"inputs": "hello"}\n')
+    out = tmp_path / "out.jsonl"
+    rc = predict.main(["--checkpoint", str(tmp_path), "--input", str(tmp_path / "in.jsonl"),
+                       "--output", str(out), "--max_decode_length", "4", "--no_progress"])
+    assert rc == 2 and not out.exists()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "non-finite" in err[0], err

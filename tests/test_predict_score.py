@@ -83,12 +83,12 @@ def test_bad_input_is_reported_and_writes_nothing(tmp_path, checkpoint, capsys):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"inputs": "ok"}\n{"inputs": "broken"\n')
     out = tmp_path / "out.jsonl"
-    assert predict.main(["--checkpoint", ckpt, "--input", str(bad), "--output", str(out)]) == 1
+    assert predict.main(["--checkpoint", ckpt, "--input", str(bad), "--output", str(out)]) == 2
     assert f"{bad}:2: invalid JSON" in capsys.readouterr().err
     bad.write_text('{"inputs": "ok", "targets": "a"}\n{"inputs": "no target"}\n')
-    assert score.main(["--checkpoint", ckpt, "--input", str(bad), "--output", str(out)]) == 1
+    assert score.main(["--checkpoint", ckpt, "--input", str(bad), "--output", str(out)]) == 2
     assert f"{bad}:2: missing field 'targets'" in capsys.readouterr().err
-    assert predict.main(["--checkpoint", str(tmp_path / "none"), "--input", str(bad), "--output", str(out)]) == 1
+    assert predict.main(["--checkpoint", str(tmp_path / "none"), "--input", str(bad), "--output", str(out)]) == 2
     assert "no such checkpoint directory" in capsys.readouterr().err
     assert not out.exists()
 

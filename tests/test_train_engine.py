@@ -137,19 +137,55 @@ def test_nan_loss_stops_with_message_and_keeps_last_good_checkpoint(tmp_path):
     good, _ = t.train(t.init_state(params()), data[:2], 2, seed=0, checkpointer=ckpt, progress=False)
     good_params = host(good.params)
     poisoned = good.replace(params=jax.tree.map(lambda x: x * np.float32("nan"), good.params))
-    with pytest.raises(NonFiniteLossError, match=r"loss is nan.*step 3.*Last good checkpoint: step 2"):
+    with pytest.raises(NonFiniteLossError, match=r"step 3: loss is nan.*Last good checkpoint: step 2"):
         t.train(poisoned, data[2:], 4, seed=0, checkpointer=ckpt, checkpoint_every=1, progress=False)
     assert ckpt.all_steps() == [2]
     # Metrics are read one step late (the host prepares the next batch meanwhile); a NaN at a step
     # that is not saved is still reported as that step, before the final save.
     poisoned = t.init_state(jax.tree.map(lambda x: x * np.float32("nan"), params()))
-    with pytest.raises(NonFiniteLossError, match=r"loss is nan.*step 1;.*Last good checkpoint: step 2"):
+    with pytest.raises(NonFiniteLossError, match=r"step 1: loss is nan.*Last good checkpoint: step 2"):
         t.train(poisoned, data[:3], 3, seed=0, checkpointer=ckpt, progress=False)
     assert ckpt.all_steps() == [2]
     restored, meta = ckpt.restore(abstract_state=t.abstract_state)
     assert meta["step"] == 2
     for a, b in zip(jax.tree.leaves(host(restored.params)), jax.tree.leaves(good_params)):
         np.testing.assert_array_equal(a, b)
+    ckpt.close()
+
+
+def test_finite_loss_with_non_finite_update_is_never_checkpointed(tmp_path):
+    """The loss is computed before the update: a step whose update overflows has a finite loss but
+    non-finite parameters. It must stop the run before its save, and keep_last=1 must not delete
+    the last good step in favour of it."""
+    import optax
+
+    def overflow():  # gradients times inf: a finite loss, then inf/NaN parameters
+        return optax.GradientTransformation(lambda p: optax.EmptyState(),
+                                            lambda g, s, p=None: (jax.tree.map(lambda x: x * np.inf, g), s))
+
+    t = trainer((1, 1))
+    ckpt = Checkpointer(tmp_path / "run", CONFIG, None, keep_last=1, async_save=False)
+    data = batches(3)
+    good, _ = t.train(t.init_state(params()), data[:2], 2, seed=0, checkpointer=ckpt, progress=False)
+    good_params = host(good.params)
+    bad = Trainer(CONFIG, batch_size=BATCH, feature_lengths=LENGTHS, mesh=P.create_mesh((1, 1)),
+                  optimizer=overflow(), compiler_options=FAST)
+    state = bad.init_state(good_params).replace(step=good.step)
+    with pytest.raises(NonFiniteLossError) as e:
+        bad.train(state, data[2:], 3, seed=0, checkpointer=ckpt, checkpoint_every=1, progress=False)
+    assert e.value.step == 3 and e.value.last_good_step == 2
+    assert "parameters are not finite" in e.value.reason and "loss" not in e.value.reason
+    assert ckpt.all_steps() == [2]
+    restored, _ = ckpt.restore(abstract_state=t.abstract_state)
+    for a, b in zip(jax.tree.leaves(host(restored.params)), jax.tree.leaves(good_params)):
+        np.testing.assert_array_equal(a, b)
+    # The checkpointer refuses a non-finite state by itself too (any caller, not only the Trainer).
+    from jaxlt.errors import DivergenceError
+
+    nan_state = good.replace(params=jax.tree.map(lambda x: x * np.float32("nan"), good.params), step=3)
+    with pytest.raises(DivergenceError, match="refusing to save step 3"):
+        ckpt.save(3, nan_state)
+    assert ckpt.all_steps() == [2]
     ckpt.close()
 
 

@@ -54,8 +54,8 @@ def main(argv: list[str]) -> int:
         loaded = load_checkpoint(args.checkpoint, step=args.step)
         loaded = apply_gin(loaded, args.gin_file, bindings, args.gin_search_paths)
     except (InputError, CheckpointError, FileNotFoundError) as e:
-        print(f"jaxlt predict: {e}", file=sys.stderr)
-        return 1
+        print(f"jaxlt predict: error: {e}", file=sys.stderr)
+        return 2
     out = predict_records(loaded, records, batch_size=args.batch_size, max_decode_length=args.max_decode_length,
                           max_input_length=args.max_input_length, progress=not args.no_progress)
     write_jsonl_atomic(args.output, out)

@@ -8,8 +8,11 @@ and writes `config.json` + `model.safetensors` (+ `spiece.model`) that
 
 Tied or untied head: transformers 5 always writes `"tie_word_embeddings": true`,
 so the weights decide: a checkpoint with an `lm_head.weight` that differs from
-`shared.weight` has an untied head (mT5, T5.1.1); without one the head is the
-shared embedding, applied after the T5 v1.0 `d_model**-0.5` rescale.
+`shared.weight` has an untied head (google/mt5-*, T5.1.1); without one the head is the
+shared embedding. The `d_model**-0.5` rescale before the head is a separate question,
+answered as transformers 5 does (see `T5Config.from_hf_dict`): never for `model_type`
+mt5 (so a transformers-5 default mT5, tied, is not rescaled), for t5 when
+`scale_decoder_outputs` says so (T5 v1.0).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from jaxlt import atomic
+from jaxlt import atomic, errors
 from jaxlt.model.config import T5Config
 
 log = logging.getLogger(__name__)
@@ -35,8 +38,9 @@ IGNORED_KEYS = ("decoder.block.0.layer.1.EncDecAttention.relative_attention_bias
                 "encoder.embed_tokens.weight", "decoder.embed_tokens.weight")
 
 
-class CheckpointError(ValueError):
-    """A checkpoint directory that cannot be read: names the file/parameter and what is wrong."""
+# A checkpoint directory that cannot be read: names the file/parameter and what is wrong
+# (jaxlt.errors.CheckpointError, a ValueError that the CLI reports as one line, exit status 2).
+CheckpointError = errors.CheckpointError
 
 
 # -- reading raw state dicts ---------------------------------------------------------
@@ -280,9 +284,7 @@ def save_hf_checkpoint(directory: str, config: T5Config, params, spm_path: str |
 
     state = params_to_state_dict(config, params)
     os.makedirs(directory, exist_ok=True)
-    hf = config.to_hf_dict()
-    if config.tie_word_embeddings:
-        hf["scale_decoder_outputs"] = True  # transformers 5's name for the T5 v1.0 rescale
+    hf = config.to_hf_dict()  # with model_type / scale_decoder_outputs as transformers 5 reads them
     atomic.write_bytes(os.path.join(directory, "model.safetensors"), save(state, metadata={"format": "pt"}))
     atomic.write_text(os.path.join(directory, CONFIG_FILE), json.dumps(hf, indent=2) + "\n")
     if spm_path is not None:

@@ -8,9 +8,11 @@
       <step>/meta             JSON: step, data position, metrics
 
 Keeps the last `keep_last` steps and the `keep_best` best by `best_metric`
-(orbax preservation policies). Saves are asynchronous by default; a save is
-never started for a state whose loss was not finite, so the last good
-checkpoint survives a divergence.
+(orbax preservation policies). Saves are asynchronous by default. A state
+whose parameters are not all finite is never saved (`save` checks, besides the
+Trainer's own check of loss, gradient norm and parameters), so `keep_last` never
+deletes the last finite checkpoint in favour of a diverged one; and inference
+refuses a non-finite checkpoint written by older versions.
 """
 
 from __future__ import annotations
@@ -18,14 +20,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
-import tempfile
 from typing import Any
 
 import jax
 import numpy as np
 from etils import epath
 
+from jaxlt import atomic
+from jaxlt.errors import CheckpointError, DivergenceError
 from jaxlt.model.config import JAXLT_FIELDS as JAXLT_CONFIG_FIELDS
 
 log = logging.getLogger(__name__)
@@ -39,13 +41,24 @@ def is_jaxlt_checkpoint(directory) -> bool:
     return (epath.Path(directory) / MARKER).exists()
 
 
+@jax.jit
+def _leaves_finite(leaves):
+    return jax.numpy.all(jax.numpy.stack([jax.numpy.all(jax.numpy.isfinite(x)) for x in leaves]))
+
+
+def all_finite(tree) -> bool:
+    """Whether every floating-point leaf (device or host array) is free of NaN and inf."""
+    leaves = [x for x in jax.tree.leaves(tree) if hasattr(x, "dtype") and np.issubdtype(x.dtype, np.inexact)]
+    if not leaves:
+        return True
+    if all(isinstance(x, np.ndarray) for x in leaves):
+        return all(bool(np.isfinite(x).all()) for x in leaves)
+    return bool(jax.device_get(_leaves_finite(leaves)))
+
+
 def _write_atomic(path: epath.Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if str(path).startswith("/") or "://" not in str(path):
-        fd, tmp = tempfile.mkstemp(dir=str(path.parent), prefix=f".{path.name}.")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, str(path))
+    if "://" not in str(path):
+        atomic.write_bytes(str(path), data)
     else:  # object stores: a single PUT is atomic already
         path.write_bytes(data)
 
@@ -141,6 +154,11 @@ class Checkpointer:
         for k, v in metrics.items():
             if not np.isfinite(v):
                 raise ValueError(f"refusing to save step {step}: metric {k} = {v} is not finite")
+        if not all_finite(state.params):
+            raise DivergenceError(f"refusing to save step {step} in {self.directory}: its parameters are not "
+                                  "finite (the run diverged); the last finite checkpoint is kept",
+                                  step=step, reason="the parameters are not finite",
+                                  last_good_step=self.latest_step())
         meta = {"step": step, "data_position": step if data_position is None else int(data_position),
                 "metrics": metrics}
         items = {"params": ocp.args.StandardSave(state.params), "meta": ocp.args.JsonSave(meta)}
@@ -265,6 +283,12 @@ def load_inference_params(directory, step: int | None = None, use: str = "best")
         raise ValueError(f"{directory} step {step}: no parameter metadata (incomplete or foreign checkpoint)")
     target = _replicated_target(metadata)
     restored = manager.restore(step, args=ocp.args.Composite(params=ocp.args.StandardRestore(target)))
+    if not all_finite(restored["params"]):
+        others = [s for s in steps if s != step]
+        raise CheckpointError(
+            f"{directory} step {step} has non-finite (NaN or inf) parameters: the run diverged",
+            hint=(f"choose another step ({', '.join(map(str, others))})" if others else
+                  "retrain with a lower learning rate"))
     log.info("loaded jaxlt checkpoint %s step %d", directory, step)
     return config, restored["params"]
 

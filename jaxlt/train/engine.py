@@ -24,6 +24,7 @@ from flax import linen as nn
 from jax.sharding import NamedSharding, PartitionSpec
 
 from jaxlt import partitioning
+from jaxlt.errors import DivergenceError
 from jaxlt.train.optimizer import make_optimizer
 from jaxlt.train.state import TrainState
 
@@ -41,8 +42,23 @@ MT5_LOSS_NORMALIZING_FACTOR = 1024.0 * 229
 T5_LOSS_NORMALIZING_FACTOR = 2048.0 * 114
 
 
-class NonFiniteLossError(FloatingPointError):
-    """Raised when the training loss becomes NaN or infinite."""
+class NonFiniteLossError(DivergenceError):
+    """Training diverged: the loss, the gradient norm or the updated parameters are NaN or infinite."""
+
+
+def _all_finite(tree) -> jax.Array:
+    """1.0 if every floating-point leaf is finite, else 0.0 (one fused reduction on the devices)."""
+    flags = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)]
+    return jnp.all(jnp.stack(flags)).astype(jnp.float32) if flags else jnp.ones((), jnp.float32)
+
+
+def divergence_reason(metrics: Mapping[str, float]) -> str:
+    """What is not finite in a step's metrics ("" when all is well)."""
+    bad = [f"{name} is {metrics[name]}" for name in ("loss", "objective", "grad_norm")
+           if name in metrics and not math.isfinite(metrics[name])]
+    if metrics.get("params_finite", 1.0) != 1.0:
+        bad.append("the updated parameters are not finite")
+    return ", ".join(bad)
 
 
 def _feature_lengths(feature_lengths: Mapping[str, int]) -> dict[str, int]:
@@ -230,9 +246,11 @@ class Trainer:
         updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         tokens = jnp.maximum(stats["weight_sum"], 1.0)
+        # The loss is computed before the update; a finite loss can still give a NaN gradient or
+        # an overflowing update, so the new parameters are checked too before anything saves them.
         metrics = {"loss": stats["ce_sum"] / tokens, "z_loss": stats["z_loss_sum"] / tokens,
                    "objective": loss_sum / norm, "target_tokens": stats["weight_sum"],
-                   "grad_norm": optax.global_norm(grads)}
+                   "grad_norm": optax.global_norm(grads), "params_finite": _all_finite(params)}
         return TrainState(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
     # The step's pure (un-jitted) pieces, for callers that transform them: jaxlt.train.packed
@@ -302,7 +320,9 @@ class Trainer:
         Every `eval_every` steps `eval_fn(params, step) -> metrics` runs; every
         `checkpoint_every` steps (default: eval_every) and at the end the state is
         saved with those metrics (the checkpointer keeps last and best).
-        A NaN/inf loss raises NonFiniteLossError before anything from that step is saved.
+        A NaN/inf loss or gradient norm, or non-finite updated parameters, raise
+        NonFiniteLossError before anything from that step is saved (a diverged state is
+        never checkpointed, so `keep_last` never deletes the last finite checkpoint).
         Returns (state, history): one dict per step, plus eval records.
         """
         from tqdm.auto import tqdm
@@ -324,16 +344,17 @@ class Trainer:
             # Reading a step's metrics waits for that step only; the loop reads them one step late
             # so that the host prepares the next batch while the devices compute.
             metrics = {k: float(v) for k, v in jax.device_get(device_metrics).items()}
-            if not (math.isfinite(metrics["loss"]) and math.isfinite(metrics["objective"])):
+            reason = divergence_reason(metrics)
+            if reason:
                 last = None
                 if checkpointer is not None:
                     checkpointer.wait_until_finished()
                     last = checkpointer.latest_step()
                 raise NonFiniteLossError(
-                    f"training loss is {metrics['loss']} (objective {metrics['objective']}) at step "
-                    f"{step}; stopping. Last good checkpoint: "
+                    f"training diverged at step {step}: {reason}; stopping. Last good checkpoint: "
                     + (f"step {last} in {checkpointer.directory}" if last is not None else "none")
-                    + ". Try a lower learning rate, fp32 compute, or check the data.")
+                    + ". Try a lower learning rate, fp32 compute, or check the data.",
+                    step=step, reason=reason, last_good_step=last)
             now = time.perf_counter()
             dt, clock["t"] = now - clock["t"], now
             record = {"step": step, **metrics, "seconds": dt, "tokens_per_s": tokens_per_step / dt}
