@@ -1,0 +1,165 @@
+"""The lab's languages, tasks and text, written as local JSONL files.
+
+* `DEFAULT_LANGUAGES`: the lab (8 languages) with graded parameters: a base language (`syn_a`),
+  close and far relatives in word order, modifier order, adpositions, morphology, lexicon and script.
+* `lab_nli`: 3-way inference whose answer depends on word order or case marking. The premise is a
+  transitive clause (agent, verb, patient, optional place); the hypothesis an intransitive clause
+  with the same verb and subject X: *entailment* when X is the premise's agent, *contradiction*
+  when X is its patient (the roles are swapped), *neutral* when X is not in the premise.
+  Which noun is the agent is decided by word order (isolating languages) or by the case suffix
+  (agglutinative ones), so a model that learnt "the first noun is the agent" on an SVO language
+  inverts entailment and contradiction on a VOS one.
+* `lab_ner`: PAN-X-style tagging (`tok : TAG | ...`, tags O, B/I-PER, B/I-ORG, B/I-LOC) of one
+  transitive clause: person names are PER, a name with an organisation noun is ORG (its order
+  follows the modifier order), a place name is LOC.
+
+The meanings are drawn once per split and rendered in every language (parallel data, as XNLI's
+translated test sets), so the labels are identical across languages by construction.
+`write_lab_data(directory)` writes `{directory}/{task}/{lang}/{split}.jsonl` (the layout
+`jaxlt.data.datasets` reads for a dataset declared with `data_dir`) and the pre-training text.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from collections.abc import Sequence
+
+from jaxlt.lab.grammar import (Clause, Language, LanguageParams, NounPhrase, np_key, random_clause,
+                               random_noun_phrase)
+
+SEED = 0
+NLI_LABELS = ("entailment", "neutral", "contradiction")  # XNLI's label words and order
+NER_TAGS = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC")  # PAN-X's
+TASKS = ("lab_nli", "lab_ner")
+SPLITS = ("train", "validation", "test")
+SPLIT_SIZES = {"train": 2000, "validation": 200, "test": 300}
+
+DEFAULT_LANGUAGES = (
+    LanguageParams("syn_a", "SVO", "AN", "pre", "isolating", "latin", 1.0),
+    LanguageParams("syn_b", "SVO", "AN", "pre", "isolating", "latin", 0.8),
+    LanguageParams("syn_c", "SOV", "NA", "post", "isolating", "latin", 0.6),
+    LanguageParams("syn_d", "VSO", "NA", "pre", "agglutinative", "latin", 0.6),
+    LanguageParams("syn_e", "SVO", "AN", "pre", "agglutinative", "latin", 0.4),
+    LanguageParams("syn_f", "VOS", "AN", "post", "isolating", "latin", 0.8),
+    LanguageParams("syn_g", "SOV", "NA", "post", "agglutinative", "cyrillic", 0.6),
+    LanguageParams("syn_h", "SVO", "AN", "pre", "isolating", "greek", 0.9),
+)
+
+
+def languages(params: Sequence[LanguageParams] = DEFAULT_LANGUAGES, seed: int = SEED) -> list[Language]:
+    return [Language(p, seed) for p in params]
+
+
+# ---------------------------------------------------------------------------------------------
+# meanings (language-independent)
+
+
+def _split_rng(task: str, split: str, seed: int) -> random.Random:
+    return random.Random(f"jaxlt-lab-{task}-{split}-{seed}")
+
+
+def nli_meanings(split: str, size: int, seed: int = SEED) -> list[tuple[Clause, Clause, int]]:
+    """(premise, hypothesis, label index) triples; labels cycle so the classes are balanced."""
+    rng = _split_rng("lab_nli", split, seed)
+    out = []
+    for i in range(size):
+        premise = random_clause(rng, transitive=True)
+        label = i % 3
+        if label == 0:
+            subject = premise.agent
+        elif label == 2:
+            subject = premise.patient
+        else:
+            subject = random_noun_phrase(rng, exclude=(np_key(premise.agent), np_key(premise.patient)))
+        out.append((premise, Clause(subject, premise.verb), label))
+    rng.shuffle(out)
+    return out
+
+
+def ner_meanings(split: str, size: int, seed: int = SEED) -> list[Clause]:
+    """Transitive clauses with at least one entity (names, organisations, place names)."""
+    rng = _split_rng("lab_ner", split, seed)
+    out = []
+    while len(out) < size:
+        clause = random_clause(rng, transitive=True, place_rate=0.6)
+        nps = [clause.agent, clause.patient] + ([clause.place] if clause.place else [])
+        if any(np.kind != "noun" for np in nps):
+            out.append(clause)
+    return out
+
+
+def text_meanings(size: int, seed: int = SEED) -> list[Clause]:
+    """Pre-training sentences: transitive and intransitive clauses, with and without places."""
+    rng = random.Random(f"jaxlt-lab-text-{seed}")
+    return [random_clause(rng, transitive=rng.random() < 0.7, place_rate=0.4) for _ in range(size)]
+
+
+# ---------------------------------------------------------------------------------------------
+# records (the schema jaxlt.data.datasets' classification and NER kinds read)
+
+
+def nli_record(language: Language, premise: Clause, hypothesis: Clause, label: int) -> dict:
+    return {"premise": language.sentence(premise), "hypothesis": language.sentence(hypothesis),
+            "label": label}
+
+
+def ner_record(language: Language, clause: Clause) -> dict:
+    pairs = language.render(clause)
+    return {"tokens": [t for t, _ in pairs], "ner_tags": [NER_TAGS.index(tag) for _, tag in pairs]}
+
+
+def task_records(task: str, language: Language, split: str, size: int | None = None,
+                 seed: int = SEED) -> list[dict]:
+    size = SPLIT_SIZES[split] if size is None else size
+    if task == "lab_nli":
+        return [nli_record(language, p, h, y) for p, h, y in nli_meanings(split, size, seed)]
+    if task == "lab_ner":
+        return [ner_record(language, c) for c in ner_meanings(split, size, seed)]
+    raise KeyError(f"unknown lab task {task!r}; known: {', '.join(TASKS)}")
+
+
+def pretraining_documents(language: Language, num_documents: int, sentences_per_document: int = 3,
+                          seed: int = SEED) -> list[str]:
+    """Monolingual documents of a few sentences (the same meanings in every language)."""
+    meanings = text_meanings(num_documents * sentences_per_document, seed)
+    docs = []
+    for i in range(num_documents):
+        chunk = meanings[i * sentences_per_document:(i + 1) * sentences_per_document]
+        docs.append(" ".join(language.sentence(c) + " ." for c in chunk))
+    return docs
+
+
+# ---------------------------------------------------------------------------------------------
+# files
+
+
+def _write_jsonl(path: str, records: Sequence[dict]) -> None:
+    from jaxlt import atomic
+
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    atomic.write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+
+
+def write_lab_data(directory: str, params: Sequence[LanguageParams] = DEFAULT_LANGUAGES,
+                   seed: int = SEED, sizes: dict[str, int] | None = None) -> dict[str, str]:
+    """Writes every task, language and split; returns {f"{task}/{lang}/{split}": path}."""
+    sizes = {**SPLIT_SIZES, **(sizes or {})}
+    written = {}
+    for language in languages(params, seed):
+        for task in TASKS:
+            for split in SPLITS:
+                path = os.path.join(directory, task, language.code, f"{split}.jsonl")
+                _write_jsonl(path, task_records(task, language, split, sizes[split], seed))
+                written[f"{task}/{language.code}/{split}"] = path
+    return written
+
+
+def read_jsonl(path: str) -> list[dict]:
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+__all__ = ["DEFAULT_LANGUAGES", "NLI_LABELS", "NER_TAGS", "TASKS", "languages", "nli_meanings",
+           "ner_meanings", "task_records", "pretraining_documents", "write_lab_data", "NounPhrase"]

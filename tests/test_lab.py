@@ -1,0 +1,185 @@
+"""The synthetic-language lab: generator determinism, labels under every transformation, tables."""
+
+import collections
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from jaxlt.lab import data, grammar, truth
+from jaxlt.lab.grammar import Clause, Language, LanguageParams, NounPhrase
+
+
+def hand_language(**params) -> Language:
+    """A language whose word forms are the English glosses (so examples can be worked by hand)."""
+    lang = Language(LanguageParams("hand", **params))
+    lang.latin_lexicon = {c: c for c in grammar.CONCEPTS}
+    lang.suffixes = {"AGENT": "ka", "PATIENT": "mo", "PLURAL": "li"}
+    return lang
+
+
+CLAUSE = Clause(agent=NounPhrase("noun", "dog", modifier="big", number=3), verb="sees",
+                patient=NounPhrase("person", "Anna Berg"), place=NounPhrase("place_name", "Tarvo"))
+ORG_CLAUSE = Clause(agent=NounPhrase("org", "bank", modifier="Nordia"), verb="helps",
+                    patient=NounPhrase("noun", "cat"))
+
+
+@pytest.mark.parametrize("params, tokens, tags", [
+    (dict(), "3 big dog sees Anna Berg at Tarvo", "O O O O B-PER I-PER O B-LOC"),
+    (dict(order="SOV", adposition="post"), "3 big dog Anna Berg sees Tarvo at", "O O O B-PER I-PER O B-LOC O"),
+    (dict(order="VSO", adjective="NA"), "sees 3 dog big Anna Berg at Tarvo", "O O O O B-PER I-PER O B-LOC"),
+    (dict(order="VOS", morphology="agglutinative"), "sees Anna Bergmo 3 big doglika at Tarvo",
+     "O B-PER I-PER O O O O B-LOC"),
+    (dict(script="cyrillic"), "3 бiг дог сеес Anna Berg ат Tarvo", "O O O O B-PER I-PER O B-LOC"),
+])
+def test_render_hand_worked(params, tokens, tags):
+    lang = hand_language(**params)
+    pairs = lang.render(CLAUSE)
+    expected = tokens.split()
+    if params.get("script") == "cyrillic":  # the transliteration table, letter by letter
+        expected = [grammar.transliterate(w, "cyrillic") if w in ("big", "dog", "sees", "at") else w
+                    for w in "3 big dog sees Anna Berg at Tarvo".split()]
+    assert [t for t, _ in pairs] == expected
+    assert [g for _, g in pairs] == tags.split()
+
+
+def test_organisation_follows_modifier_order_and_case():
+    assert hand_language().render(ORG_CLAUSE) == [("Nordia", "B-ORG"), ("bank", "I-ORG"), ("helps", "O"),
+                                                  ("cat", "O")]
+    assert hand_language(adjective="NA", morphology="agglutinative", order="SOV").render(ORG_CLAUSE) == [
+        ("bank", "B-ORG"), ("Nordiaka", "I-ORG"), ("catmo", "O"), ("helps", "O")]
+
+
+def test_intransitive_hypothesis_order():
+    hyp = Clause(NounPhrase("noun", "cat"), "sees")
+    assert hand_language().sentence(hyp) == "cat sees"
+    assert hand_language(order="VOS").sentence(hyp) == "sees cat"
+    assert hand_language(order="SOV", morphology="agglutinative").sentence(hyp) == "catka sees"
+
+
+def test_nli_labels_hand_worked():
+    """Entailment: the hypothesis subject is the premise's agent; contradiction: its patient."""
+    premise = Clause(NounPhrase("noun", "dog"), "sees", NounPhrase("noun", "cat"))
+    svo, vos = hand_language(), hand_language(order="VOS")
+    agg = hand_language(order="SOV", morphology="agglutinative")
+    record = data.nli_record(svo, premise, Clause(NounPhrase("noun", "cat"), "sees"), 2)
+    assert record == {"premise": "dog sees cat", "hypothesis": "cat sees", "label": 2}
+    # VOS: the same meaning; the first noun is now the patient, the label does not change.
+    assert data.nli_record(vos, premise, Clause(NounPhrase("noun", "dog"), "sees"), 0) == {
+        "premise": "sees cat dog", "hypothesis": "sees dog", "label": 0}
+    assert data.nli_record(agg, premise, Clause(NounPhrase("noun", "cat"), "sees"), 2) == {
+        "premise": "dogka catmo sees", "hypothesis": "catka sees", "label": 2}
+
+
+def test_nli_meanings_match_their_labels():
+    for premise, hypothesis, label in data.nli_meanings("test", 300):
+        assert hypothesis.verb == premise.verb and hypothesis.patient is None
+        if label == 0:
+            assert hypothesis.agent == premise.agent
+        elif label == 2:
+            assert hypothesis.agent == premise.patient
+        else:
+            keys = {grammar.np_key(premise.agent), grammar.np_key(premise.patient)}
+            assert grammar.np_key(hypothesis.agent) not in keys
+    labels = collections.Counter(y for _, _, y in data.nli_meanings("test", 300))
+    assert labels == {0: 100, 1: 100, 2: 100}
+
+
+def _entities(record):
+    tags = [data.NER_TAGS[t] for t in record["ner_tags"]]
+    return sorted(t[2:] for t in tags if t.startswith("B-"))
+
+
+def test_labels_preserved_in_every_language():
+    langs = data.languages()
+    by_lang = {lang.code: {task: data.task_records(task, lang, "test", 120) for task in data.TASKS}
+               for lang in langs}
+    base = by_lang["syn_a"]
+    for code, records in by_lang.items():
+        assert [r["label"] for r in records["lab_nli"]] == [r["label"] for r in base["lab_nli"]], code
+        assert [_entities(r) for r in records["lab_ner"]] == [_entities(r) for r in base["lab_ner"]], code
+        # names are anchors: the same PER tokens in every language (with case suffixes when agglutinative)
+        for r, b in zip(records["lab_ner"], base["lab_ner"]):
+            assert len(r["tokens"]) == len(r["ner_tags"])
+            per = [t for t, g in zip(r["tokens"], r["ner_tags"]) if data.NER_TAGS[g] == "B-PER"]
+            base_per = [t for t, g in zip(b["tokens"], b["ner_tags"]) if data.NER_TAGS[g] == "B-PER"]
+            assert sorted(next(p for p in per if p.startswith(q)) for q in base_per) == sorted(per)
+
+
+def test_generator_is_deterministic_and_seeded(tmp_path):
+    a = data.write_lab_data(str(tmp_path / "a"), sizes={"train": 20, "validation": 5, "test": 5})
+    b = data.write_lab_data(str(tmp_path / "b"), sizes={"train": 20, "validation": 5, "test": 5})
+    assert a.keys() == b.keys() and len(a) == 8 * 2 * 3
+    for key in a:
+        assert open(a[key], "rb").read() == open(b[key], "rb").read(), key
+    # in a fresh process too (no dependence on Python's hash seed or import order)
+    code = ("from jaxlt.lab import data; import json; "
+            "print(json.dumps(data.task_records('lab_nli', data.languages()[6], 'train', 5)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONHASHSEED": "123"}).stdout
+    assert json.loads(out) == data.task_records("lab_nli", data.languages()[6], "train", 5)
+    other = data.languages(seed=1)[1]
+    assert data.task_records("lab_nli", other, "train", 5, seed=1) != data.task_records(
+        "lab_nli", data.languages()[1], "train", 5)
+
+
+def test_lexical_share_is_nested_and_graded():
+    langs = {lang.code: lang for lang in data.languages()}
+    base = grammar.base_lexicon(data.SEED)
+    for code, lang in langs.items():
+        share = len(lang.cognates) / len(grammar.CONCEPTS)
+        assert abs(share - lang.params.lexical_share) < 0.15, (code, share)
+    # nested: every cognate of a lower-share language is a cognate of a higher-share one
+    assert set(langs["syn_e"].cognates) <= set(langs["syn_c"].cognates) <= set(langs["syn_b"].cognates)
+    assert langs["syn_a"].latin_lexicon == base
+    # a non-Latin script shares no word form with Latin ones, only names and digits
+    assert not set(langs["syn_h"].word(c) for c in grammar.CONCEPTS) & set(base.values())
+
+
+def test_typology_and_languages_tables():
+    params = data.DEFAULT_LANGUAGES
+    typ = truth.typology_table(params).set_index("language")
+    assert typ.loc["syn_g"].to_dict() == {
+        "S_SVO": 0, "S_SOV": 1, "S_VSO": 0, "S_VOS": 0, "S_ADJECTIVE_BEFORE_NOUN": 0,
+        "S_ADJECTIVE_AFTER_NOUN": 1, "S_ADPOSITION_BEFORE_NOUN": 0, "S_ADPOSITION_AFTER_NOUN": 1,
+        "S_CASE_SUFFIX": 1, "S_PLURAL_SUFFIX": 1, "SCRIPT_LATIN": 0, "SCRIPT_CYRILLIC": 1, "SCRIPT_GREEK": 0}
+    assert set(typ.values.ravel()) <= {0, 1}
+    langs = truth.languages_table(params)
+    assert list(langs.columns) == ["language", *grammar.PARAMETERS] and len(langs) == 8
+    sim = truth.planted_similarity_table(langs).set_index(["source", "target"])["similarity"]
+    assert sim[("syn_a", "syn_b")] == pytest.approx((5 + 0.8) / 6)
+    # syn_a vs syn_g: nothing categorical in common, share 1.0 vs 0.6
+    assert sim[("syn_a", "syn_g")] == pytest.approx(0.6 / 6)
+    assert sim[("syn_a", "syn_g")] == pytest.approx(grammar.planted_similarity(params[0], params[6]))
+
+
+def test_chance_scores(tmp_path):
+    directory = str(tmp_path)
+    data.write_lab_data(directory, sizes={"train": 60, "validation": 3, "test": 30})
+    chance = truth.chance_scores(directory, ["syn_a", "syn_b"])
+    assert chance["lab_nli"]["chance"] == pytest.approx(100 / 3)
+    assert 0 < chance["lab_ner"]["chance"] < 25
+
+
+def test_findings_on_a_planted_results_table():
+    """Scores built to follow similarity give r > 0 and the best source above chance."""
+    import pandas as pd
+
+    langs = truth.languages_table(data.DEFAULT_LANGUAGES)
+    sim = truth.planted_similarity_table(langs).set_index(["source", "target"])["similarity"]
+    rows = []
+    for s in ("syn_a", "syn_d"):
+        for t in langs["language"]:
+            score = 90.0 if s == t else 30 + 60 * sim[(s, t)]
+            rows.append({"task": "lab_nli", "source": s, "target": t, "n_target": 0, "metric": "accuracy",
+                         "score": score})
+            if s != t:
+                rows.append({"task": "lab_nli", "source": s, "target": t, "n_target": 10,
+                             "metric": "accuracy", "score": score + 5})
+    found = truth.findings(pd.DataFrame(rows), langs, {"lab_nli": {"chance": 100 / 3}})["lab_nli"]
+    assert found["pearson_r"] == pytest.approx(1.0)
+    assert found["above_chance"] > 0
+    assert found["fewshot_curve"][10] > found["fewshot_curve"][0]
+    assert "rising with n" in truth.findings_markdown({"lab_nli": found})
