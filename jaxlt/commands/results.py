@@ -21,7 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--csv", help="output CSV path")
     e.add_argument("--parquet", help="output Parquet path")
     e.add_argument("--origin", help="value of the origin column (default jaxlt-grid:CONFIG_HASH)")
-    s = sub.add_parser("summary", help="counts of finished cells per task / strategy / n")
+    s = sub.add_parser("summary", help="counts of finished cells per status (ok, diverged) and task / strategy / n")
     s.add_argument("--results_dir", required=True)
     return p
 
@@ -39,7 +39,9 @@ def main(argv: list[str]) -> int:
         except (FileNotFoundError, ValueError) as e:
             print(f"jaxlt results export: error: {e}", file=sys.stderr)
             return 2
-        print(f"wrote {len(df)} rows ({df['cell_id'].nunique()} cells) to "
+        cells = df.drop_duplicates("cell_id")
+        print(f"wrote {len(df)} rows ({len(cells)} cells: {int((cells['status'] == 'ok').sum())} ok, "
+              f"{int((cells['status'] == 'diverged').sum())} diverged) to "
               + " and ".join(p for p in (args.csv, args.parquet) if p))
         return 0
     from jaxlt.grid.store import ResultsStore
@@ -48,9 +50,16 @@ def main(argv: list[str]) -> int:
     if not os.path.isfile(store.manifest_path):
         print(f"jaxlt results: {args.results_dir} is not a grid results directory (no grid.json)", file=sys.stderr)
         return 2
-    df = export.records_to_tidy(store.iter_records())
-    counts = df.drop_duplicates("cell_id").groupby(["task", "strategy", "n_target"]).size()
+    records = list(store.iter_records())
+    df = export.records_to_tidy(records)
+    cells = df.drop_duplicates("cell_id")
+    counts = cells.groupby(["task", "strategy", "n_target"]).size()
+    by_status = {s: int((cells["status"] == s).sum()) for s in export.STATUSES}
+    diverged = [{"cell": r["cell_id"], "stage": r["divergence"].get("stage"), "step": r["divergence"].get("step"),
+                 "reason": r["divergence"].get("reason")} for r in records if export.record_status(r) == "diverged"]
     print(json.dumps({"config_hash": store.manifest().get("config_hash"), "cells": int(df["cell_id"].nunique()),
+                      "by_status": by_status,
                       "by_task_strategy_n": {" ".join(map(str, k)): int(v) for k, v in counts.items()},
+                      "diverged": diverged,
                       "interrupted_writes": len(store.leftover_temp_files())}, indent=1))
     return 0

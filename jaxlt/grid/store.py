@@ -4,13 +4,16 @@ Layout of a results directory::
 
     grid.json                          config hash + settings that wrote it (checked on every start)
     records/TASK/CELL_KEY.json         one record per finished cell
-    sources/SOURCE_RUN_KEY.json        a finished source fine-tune (its checkpoint is complete)
+    sources/SOURCE_RUN_KEY.json        a finished source fine-tune (its checkpoint is complete),
+                                       or one that diverged ("status": "diverged")
     checkpoints/TASK/SOURCE/seedK/     source checkpoints, kept for the few-shot cells
+    leases/{sources,cells}/KEY.lease   work in progress (jaxlt.grid.lease); absent when idle
 
 Every file is written to a temporary name in the same directory and renamed
-(`os.replace` is atomic), so a killed process leaves either the whole record
-or none of it. Writers on different machines never write the same file because
-cells are partitioned across workers.
+(`os.replace` is atomic, through `jaxlt.atomic`), so a killed process leaves
+either the whole record or none of it. Files are readable as the umask allows
+(0644 by default). Writers never write the same record: cells are partitioned
+across workers and each cell is leased while it runs.
 """
 
 from __future__ import annotations
@@ -19,36 +22,25 @@ import json
 import logging
 import os
 import socket
-import tempfile
 import time
 from collections.abc import Iterator
 
+from jaxlt import atomic
+from jaxlt.errors import ResultsDirError
 from jaxlt.grid.cells import Cell, SourceRun
 
 log = logging.getLogger(__name__)
 MANIFEST = "grid.json"
-TMP_SUFFIX = ".tmp"
+TMP_SUFFIX = atomic.TMP_SUFFIX
 
 
-class ResultsDirConfigError(RuntimeError):
+class ResultsDirConfigError(ResultsDirError):
     """The results directory was written by a different grid configuration."""
 
 
 def atomic_write_json(path: str, payload: dict) -> None:
     """Writes JSON to `path` atomically (temp file in the same directory, fsync, rename)."""
-    directory = os.path.dirname(path) or "."
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=TMP_SUFFIX)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=1, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic.write_json(path, payload, fsync=True)
 
 
 class ResultsStore:

@@ -16,6 +16,8 @@ import zlib
 
 import numpy as np
 
+from jaxlt import atomic
+from jaxlt.errors import DivergenceError
 from jaxlt.grid.cells import Cell, SourceRun
 from jaxlt.grid.executor_api import Timings
 from jaxlt.grid.settings import GridSettings
@@ -56,30 +58,40 @@ class ToyExecutor:
     def prepare(self, cells: list[Cell]) -> None:
         pass
 
-    def _sgd(self, w: np.ndarray, x: np.ndarray, y: np.ndarray, steps: int, seed_parts) -> tuple[np.ndarray, Timings]:
+    def _sgd(self, w: np.ndarray, x: np.ndarray, y: np.ndarray, steps: int, seed_parts,
+             learning_rate: float | None = None) -> tuple[np.ndarray, Timings]:
         t0 = time.perf_counter()
         rng = _rng(*seed_parts)
         w = w.copy()
         bs = self.settings.batch_size
-        for _ in range(steps):
+        lr = self.settings.learning_rate if learning_rate is None else learning_rate
+        for step in range(1, steps + 1):
             idx = rng.integers(0, len(x), size=bs)
-            p = 1 / (1 + np.exp(-(x[idx] @ w)))
-            w -= self.settings.learning_rate * 100 * x[idx].T @ (p - y[idx]) / bs
+            with np.errstate(over="ignore", invalid="ignore"):
+                z = x[idx] @ w
+                p = 1 / (1 + np.exp(-z))
+                # The log-loss as a float model computes it: a step far too large overflows it,
+                # and the Trainer's checks (loss, gradient, updated parameters) apply.
+                loss = float(np.mean(np.log1p(np.exp(np.where(y[idx] > 0.5, -z, z)))))
+                grad = x[idx].T @ (p - y[idx]) / bs
+                w -= lr * 100 * grad
+            bad = [what for what, ok in (("loss", np.isfinite(loss)), ("gradient", np.isfinite(grad).all()),
+                                         ("parameters", np.isfinite(w).all())) if not ok]
+            if bad:
+                reason = " and ".join(bad) + " not finite"
+                raise DivergenceError(f"toy training diverged at step {step}: {reason}", step=step, reason=reason)
             if self.settings.toy_step_seconds:
                 time.sleep(self.settings.toy_step_seconds)
         dt = time.perf_counter() - t0
         return w, Timings(steps=steps, wall_seconds=dt, train_seconds=dt)
 
-    def train_source(self, run: SourceRun, checkpoint_dir: str):
+    def train_source(self, run: SourceRun, checkpoint_dir: str, learning_rate: float | None = None):
         x, y = _language_data(run.task, run.source, "train", POOL_SIZE)
         w0 = _rng("init", run.seed).normal(size=DIM) * 0.01
-        w, timings = self._sgd(w0, x, y, self.settings.source_steps, (run.key, "source"))
-        # Checkpoint atomically: a complete directory appears under its final name or not at all.
-        tmp = checkpoint_dir + ".partial"
-        os.makedirs(tmp, exist_ok=True)
-        np.save(os.path.join(tmp, WEIGHTS_FILE), w)
-        os.makedirs(os.path.dirname(checkpoint_dir), exist_ok=True)
-        os.replace(tmp, checkpoint_dir)
+        w, timings = self._sgd(w0, x, y, self.settings.source_steps_for(run.task), (run.key, "source"), learning_rate)
+        # A complete checkpoint directory appears under its final name or not at all.
+        with atomic.atomic_directory(checkpoint_dir) as tmp:
+            np.save(os.path.join(tmp, WEIGHTS_FILE), w)
         return w, timings
 
     def has_checkpoint(self, checkpoint_dir: str) -> bool:
@@ -104,10 +116,10 @@ class ToyExecutor:
     def train_fewshot(self, cell: Cell, source_model):
         xt, yt = self._nshot(cell)
         if cell.strategy == "sequential":
-            return self._sgd(source_model, xt, yt, self.settings.fewshot_steps, (cell.key, "fewshot"))
+            return self._sgd(source_model, xt, yt, self.settings.fewshot_steps_for(cell.task), (cell.key, "fewshot"))
         xs, ys = _language_data(cell.task, cell.source, "train", POOL_SIZE)
         w0 = _rng("init", cell.seed).normal(size=DIM) * 0.01
-        return self._sgd(w0, np.concatenate([xs, xt]), np.concatenate([ys, yt]), self.settings.source_steps,
+        return self._sgd(w0, np.concatenate([xs, xt]), np.concatenate([ys, yt]), self.settings.source_steps_for(cell.task),
                          (cell.key, "joint"))
 
     def evaluate(self, model, task: str, target: str):
