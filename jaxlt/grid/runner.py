@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable
 
 from jaxlt.console import Progress, format_seconds
-from jaxlt.errors import DivergenceError, UserError
+from jaxlt.errors import ConfigError, DivergenceError, UserError
 from jaxlt.grid import lease as leases
 from jaxlt.grid import partition
 from jaxlt.grid.cells import Cell, SourceRun, cells_needing_source_checkpoint, enumerate_cells, source_runs
@@ -128,7 +128,8 @@ class GridRunner:
         self.writer = writer
         self.use_leases = writer if use_leases is None else use_leases
         if schedule == "dynamic" and not self.use_leases:
-            raise ValueError("schedule='dynamic' needs leases (it is not available to multi-host workers)")
+            raise ConfigError("--schedule dynamic needs leases, which multi-host workers do not use",
+                              hint="use the static schedule with --multihost")
         self.lease_timeout_s, self.poll_s = float(lease_timeout_s), float(poll_s)
         self.progress_every, self.progress_every_s = progress_every, progress_every_s
         self.counts = {"done": 0, "skipped": 0, "diverged": 0, "failed": 0}
@@ -181,7 +182,8 @@ class GridRunner:
                     f"checkpoint {self.store.checkpoint_dir(run)} is missing; delete the marker to retrain")
 
     def description(self) -> dict:
-        return {"model": self.spec.model, "settings": self.settings.hashed_dict()}
+        # settings: what the hash covers (compared on every start); config: the whole resolved configuration.
+        return {"model": self.spec.model, "settings": self.settings.hashed_dict(), "config": self.settings.to_dict()}
 
     # ---- running
     def run(self) -> Plan:
