@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "features": ("jaxlt.commands.features", "compute language features (text, typology, model)"),
     "analyze": ("jaxlt.commands.analyze", "correlations, meta-regression and a report"),
     "recommend": ("jaxlt.commands.recommend", "rank source languages for a target"),
+    "lab": ("jaxlt.commands.lab", "synthetic-language lab: data, typology, pre-training, alignment probe"),
 }
 
 

@@ -181,7 +181,8 @@ def compute(model_name: str, checkpoint: str, tasks: list[str], languages: list[
     unknown = sorted(set(features) - {"EMB", *LANGUAGE_FEATURES})
     if unknown:
         raise ValueError(f"unknown model feature(s) {unknown}; known: EMB, LM_L, LM_EM")
-    languages = [normalize_language(x) for x in languages]
+    if all(sources.get_spec(t).iso_languages for t in tasks):  # lab codes are taken as written
+        languages = [normalize_language(x) for x in languages]
     for task in tasks:  # every (task, language) must exist before the model is loaded
         missing = [lang for lang in languages if lang not in sources.get_spec(task).languages]
         if missing:

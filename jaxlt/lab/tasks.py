@@ -20,12 +20,16 @@ def lab_specs(data_dir: str | None, params=data.DEFAULT_LANGUAGES):
     from jaxlt.data.datasets import classification_dataset, ner_dataset
 
     codes = tuple(p.code for p in params)
-    kwargs = {"data_dir": None if data_dir is None else os.path.abspath(data_dir), "iso_languages": False}
+
+    def where(task):  # each dataset reads {its data_dir}/{lang}/{split}.jsonl
+        return None if data_dir is None else os.path.join(os.path.abspath(data_dir), task)
+
     nli = classification_dataset(
         "lab_nli", languages=codes, labels=data.NLI_LABELS, fields=("premise", "hypothesis"),
-        description="lab: 3-way inference whose answer depends on word order / case (accuracy)", **kwargs)
-    ner = ner_dataset("lab_ner", languages=codes, tags=data.NER_TAGS,
-                      description="lab: PER/ORG/LOC tagging, tok : TAG | ... (entity F1)", **kwargs)
+        data_dir=where("lab_nli"), iso_languages=False,
+        description="lab: 3-way inference whose answer depends on word order / case (accuracy)")
+    ner = ner_dataset("lab_ner", languages=codes, tags=data.NER_TAGS, data_dir=where("lab_ner"),
+                      iso_languages=False, description="lab: PER/ORG/LOC tagging, tok : TAG | ... (entity F1)")
     return nli, ner
 
 
