@@ -260,7 +260,7 @@ def test_results_dir_from_another_config_fails_before_training(tmp_path):
     make_runner(tmp_path)[0].run()
     other = GridSettings(executor="toy", source_steps=300, fewshot_steps=50, batch_size=16)
     runner, ex = make_runner(tmp_path, settings=other)
-    with pytest.raises(ResultsDirConfigError, match=r"source_steps.*\(200, 300\)"):
+    with pytest.raises(ResultsDirConfigError, match=r"source_steps: 200 there, 300 here"):
         runner.run()
     _assert_nothing_trained(ex)
     foreign = tmp_path / "foreign"

@@ -162,3 +162,28 @@ def test_metrics_command_bad_input(tmp_path):
         metrics_command.main(["--task", "xnli", "--input", str(bad)])
     with pytest.raises(SystemExit, match="cannot read"):
         metrics_command.main(["--task", "xnli", "--input", str(tmp_path / "missing.jsonl")])
+
+
+def test_generated_tags_are_aligned_to_gold_tokens_by_text():
+    gold = "Ann : B-PER | Lee : I-PER | saw : O | Rome : B-LOC"
+    # a dropped token: by position, Rome's tag would land on 'saw' and Rome would get none
+    dropped = "Ann : B-PER | Lee : I-PER | Rome : B-LOC"
+    assert metrics.align_to_gold(["Ann", "Lee", "saw", "Rome"], dropped) == ["B-PER", "I-PER", "O", "B-LOC"]
+    assert metrics.ner_f1([gold], [dropped])["f1"] == 100.0
+    # an inserted token and a trailing separator
+    inserted = "Ann : B-PER | Lee : I-PER | then : O | saw : O | Rome : B-LOC |"
+    assert metrics.ner_f1([gold], [inserted])["f1"] == 100.0
+    # a wrong tag still costs: Rome as an organisation, one of two entities right
+    wrong = "Ann : B-PER | Lee : I-PER | saw : O | Rome : B-ORG"
+    assert metrics.ner_f1([gold], [wrong]) == pytest.approx({"f1": 50.0, "precision": 50.0, "recall": 50.0})
+    # the same as seqeval once aligned
+    from seqeval.metrics import f1_score
+
+    assert metrics.ner_f1([gold], [inserted])["f1"] == 100.0 * f1_score(
+        [["B-PER", "I-PER", "O", "B-LOC"]], [metrics.align_to_gold(["Ann", "Lee", "saw", "Rome"], inserted)])
+
+
+def test_empty_evaluation_sets_are_errors_not_zero_scores():
+    for fn in (metrics.accuracy, metrics.squad, metrics.ner_f1):
+        with pytest.raises(ValueError, match="nothing to score"):
+            fn([], [])

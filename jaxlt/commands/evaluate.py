@@ -54,6 +54,8 @@ def main(argv: list[str]) -> int:
         return 2
     gin.finalize()
     run.setup_jax()
-    results = run.evaluate_run(progress=not args.no_progress)
+    from jaxlt import experiment
+
+    results = run.evaluate_run(progress=not args.no_progress, model=experiment.from_gin("model"))
     print(json.dumps(results))
     return 0

@@ -34,6 +34,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="call jax.distributed.initialize() first: one worker spans several hosts (TPU pod "
                         "slice, multi-node GPU); every host runs the same cells, host 0 writes results")
     p.add_argument("--list_cells", action="store_true", help="with --dry_run: print every cell id")
+    p.add_argument("--json", action="store_true",
+                   help="with --dry_run: one JSON object per planned cell (task, source, target, n, seed, "
+                        "strategy, sampling, eval_split, done), then one with the config hash and the whole "
+                        "resolved configuration")
+    p.add_argument("--schedule", choices=("static", "dynamic"), default="static",
+                   help="static: each worker runs its fixed share (--worker_index of --num_workers); dynamic: "
+                        "every worker takes the next unleased source run or cell from the shared results "
+                        "directory, so uneven cell costs leave no worker idle")
+    p.add_argument("--lease_timeout", type=float, default=600.0, metavar="SECONDS",
+                   help="a lease (source run or cell in progress) without a heartbeat for this long belongs to a "
+                        "dead worker and is taken over (default 600; a dead process on the same host at once)")
+    p.add_argument("--progress_every", type=int, default=10, metavar="N",
+                   help="when output is not a terminal: a progress line every N cells (or every minute)")
     p.add_argument("--no_progress", action="store_true", help="no progress bar")
     p.add_argument("--verbose", action="store_true", help="also show orbax/seqio (absl) logs")
     add_gin_arguments(p)
@@ -41,15 +54,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
+    from jaxlt.errors import UserError, one_line
     from jaxlt.grid.runner import MissingSourceCheckpointError
     from jaxlt.grid.spec import GridSpecError
     from jaxlt.grid.store import ResultsDirConfigError
 
     try:
         return _main(argv)
-    except (GridSpecError, ResultsDirConfigError, MissingSourceCheckpointError) as e:
+    except (GridSpecError, ResultsDirConfigError, MissingSourceCheckpointError, UserError) as e:
         # Raised before any training: a clean message, no traceback.
-        print(f"jaxlt grid: error: {e}", file=sys.stderr)
+        print(f"jaxlt grid: error: {one_line(e)}", file=sys.stderr)
         return 2
 
 
@@ -73,7 +87,13 @@ def _main(argv: list[str]) -> int:
         jax.distributed.initialize()  # coordinator etc. from the TPU / SLURM environment
         writer = jax.process_index() == 0
     parse_grid_gin(args.gin_file, bindings, args.gin_search_paths)
-    spec, settings = configurables.from_gin()
+    try:
+        spec, settings = configurables.from_gin()
+        settings.check_tasks(spec.tasks)
+    except (KeyError, ValueError) as e:
+        from jaxlt.errors import ConfigError
+
+        raise ConfigError(f"bad grid configuration: {e.args[0] if e.args else e}") from None
     worker_index, num_workers = partition.worker_from_env(args.worker_index, args.num_workers)
     if not args.results_dir:
         if not args.dry_run:
@@ -84,11 +104,19 @@ def _main(argv: list[str]) -> int:
     runner = GridRunner(spec, settings, ResultsStore(args.results_dir), lambda: make_executor(settings),
                         worker_index=worker_index, num_workers=num_workers, stage=args.stage,
                         progress=not args.no_progress and writer, catalog=make_catalog(settings),
-                        writer=writer)
+                        writer=writer, schedule=args.schedule, use_leases=writer and not args.multihost,
+                        lease_timeout_s=args.lease_timeout, progress_every=args.progress_every)
     if args.dry_run:
         plan = runner.plan()
         runner.validate(plan)
         runner.store.check_or_write_manifest(runner.hash, runner.description(), write=False)
+        if args.json:
+            for cell in plan.my_cells:
+                print(json.dumps(cell_plan(cell, settings, done=cell not in plan.todo)))
+            print(json.dumps({"config_hash": runner.hash, "model": runner.spec.model,
+                              "cells": len(plan.my_cells), "grid_spec": runner.spec.to_dict(),
+                              "config": settings.to_dict(), "hashed": settings.hashed_dict()}))
+            return 0
         if args.list_cells:
             for cell in plan.my_cells:
                 print(("done " if cell not in plan.todo else "todo ") + cell.cell_id(plan.config_hash))
@@ -96,7 +124,14 @@ def _main(argv: list[str]) -> int:
             if os.path.isdir(runner.store.root) else []
         print(json.dumps(plan.summary(settings, mine), indent=1))
         return 0
-    runner.run()
+    try:
+        runner.run()
+    except BaseException:
+        if writer and (runner.counts["done"] or runner.counts["diverged"]):  # what was saved before the failure
+            print(runner.summary_line(), file=sys.stderr, flush=True)
+        raise
+    if writer:
+        print(runner.summary_line(), file=sys.stderr, flush=True)
     return 0
 
 
@@ -111,24 +146,34 @@ def parse_grid_gin(gin_files, bindings, search_paths) -> None:
 
     from jaxlt.grid import configurables
 
-    parse_gin(gin_files, bindings, search_paths, finalize=False, skip_unknown=True)
-    try:
-        executor = gin.query_parameter("grid_settings.executor")
-    except ValueError:  # not bound: the default
-        executor = configurables.GridSettings.executor
-    gin.clear_config()
-    if executor != "toy":
-        import_trainer_modules()
-    parse_gin(gin_files, bindings, search_paths)
+    # One configuration per call: the demo and tests call this in-process, after gin was finalized.
+    with gin.unlock_config():
+        gin.clear_config()
+        parse_gin(gin_files, bindings, search_paths, finalize=False, skip_unknown=True)
+        try:
+            executor = gin.query_parameter("grid_settings.executor")
+        except ValueError:  # not bound: the default
+            executor = "trainer"
+        gin.clear_config()
+        if executor != "toy":
+            import_trainer_modules()
+        parse_gin(gin_files, bindings, search_paths, finalize=False)
+    if not gin.config_is_locked():
+        gin.finalize()
 
 
 def import_trainer_modules() -> None:
     """Everything whose gin configurables a Trainer-based grid may bind."""
-    import jaxlt.data.sampling  # noqa: F401
     import jaxlt.data.sources  # noqa: F401
     import jaxlt.data.tasks  # noqa: F401
     import jaxlt.partitioning  # noqa: F401
-    import jaxlt.train.optimizer  # noqa: F401
+
+
+def cell_plan(cell, settings, done: bool = False) -> dict:
+    """One planned cell as `--dry_run --json` prints it."""
+    return {"task": cell.task, "source": cell.source, "target": cell.target, "n": cell.n, "seed": cell.seed,
+            "strategy": cell.strategy, "sampling": cell.sampling, "eval_split": settings.eval_split_for(cell.task),
+            "done": done}
 
 
 def make_catalog(settings):

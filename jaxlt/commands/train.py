@@ -24,7 +24,7 @@ examples:
   # CPU smoke test on the bundled fixture task, random init:
   jaxlt train --gin_file models/mt5_tiny.gin --gin_file tasks/fixture.gin \\
       --gin.MODEL_DIR="'/tmp/fixture'" --gin.INITIAL_CHECKPOINT_PATH=None \\
-      --gin.TRAIN_STEPS=200 --gin.BATCH_SIZE=8 --gin.jaxlt.train.make_optimizer.learning_rate=3e-3
+      --gin.TRAIN_STEPS=200 --gin.BATCH_SIZE=8 --gin.OptimizerConfig.learning_rate=3e-3
 """
 
 
@@ -56,7 +56,10 @@ def main(argv: list[str]) -> int:
         return 2
     gin.finalize()
     run.setup_jax()
-    summary = run.train_run(progress=not args.no_progress)
+    from jaxlt import experiment
+
+    summary = run.train_run(progress=not args.no_progress, model=experiment.from_gin("model"),
+                            optimizer=experiment.from_gin("optimizer"))
     print(json.dumps(summary))
     if args.print_config:
         print(gin.operative_config_str())

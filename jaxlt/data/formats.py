@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from jaxlt.errors import DataError
+
 XNLI_LABELS = ("entailment", "neutral", "contradiction")  # hub ClassLabel order
 PAWSX_LABELS = ("not_paraphrase", "paraphrase")  # 0: different meaning, 1: paraphrase
 # PAN-X (WikiANN as XTREME ships it) tag ids, in the hub's ClassLabel order.
@@ -25,7 +27,7 @@ NER_TOKEN_SEP = " : "
 NER_PAIR_SEP = " | "
 
 
-class RecordError(ValueError):
+class RecordError(DataError):
     """A data record that does not match its dataset's schema."""
 
 

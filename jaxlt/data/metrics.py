@@ -13,6 +13,7 @@ This module imports neither JAX nor TensorFlow itself (note: the `jaxlt.data` pa
 from __future__ import annotations
 
 import collections
+import difflib
 import re
 import string
 from collections.abc import Sequence
@@ -102,14 +103,47 @@ def _as_tags(value, num_tokens: int | None = None) -> list[str]:
     return [str(t) for t in value]
 
 
+def align_to_gold(gold_tokens: Sequence[str], text: str) -> list[str]:
+    """Tags of a generated `tok : TAG | ...` string for each gold token, matched by token text.
+
+    The generated pairs are aligned to the gold tokens with a longest-matching-blocks diff on
+    the token strings (difflib), so a dropped, added or misspelled token costs its own tag, not
+    the tags of every token after it. A gold token no generated token matches gets 'O'; a
+    malformed pair or tag counts as 'O'.
+    """
+    pairs = [p if p is not None else ("", "O") for p in parse_ner(text)]
+    pred_tokens = [tok.strip() for tok, _ in pairs]
+    pred_tags = [tag if _TAG.match(tag) else "O" for _, tag in pairs]
+    tags = ["O"] * len(gold_tokens)
+    matcher = difflib.SequenceMatcher(None, [t.strip() for t in gold_tokens], pred_tokens, autojunk=False)
+    for block in matcher.get_matching_blocks():
+        for k in range(block.size):
+            tags[block.a + k] = pred_tags[block.b + k]
+    return tags
+
+
+def _gold_tokens_and_tags(target) -> tuple[list[str] | None, list[str]]:
+    """(tokens, tags) of a gold `tok : TAG | ...` string; (None, tags) for a tag list."""
+    if not isinstance(target, str):
+        return None, [str(t) for t in target]
+    pairs = parse_ner(target)
+    if any(p is None for p in pairs):
+        raise ValueError(f"malformed gold NER target: {target!r}")
+    return [tok for tok, _ in pairs], [tag for _, tag in pairs]
+
+
 def ner_f1(targets: Sequence, predictions: Sequence) -> dict[str, float]:
     """Entity micro P/R/F1 (0-100). Targets: gold `tok : TAG | ...` strings or tag lists;
-    predictions: generated strings (or tag lists), aligned to the gold length."""
+    predictions: generated strings (or tag lists). A generated string is aligned to a gold string
+    by token text (`align_to_gold`), to a gold tag list by position."""
     _check_lengths(targets, predictions)
     n_gold = n_pred = n_correct = 0
     for target, prediction in zip(targets, predictions):
-        gold = _as_tags(target)
-        pred = _as_tags(prediction, len(gold))
+        gold_tokens, gold = _gold_tokens_and_tags(target)
+        if isinstance(prediction, str) and gold_tokens is not None:
+            pred = align_to_gold(gold_tokens, prediction)
+        else:
+            pred = _as_tags(prediction, len(gold))
         gold_chunks, pred_chunks = entities(gold), entities(pred)
         n_gold += len(gold_chunks)
         n_pred += len(pred_chunks)

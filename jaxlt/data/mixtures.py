@@ -34,24 +34,28 @@ def _only_train(examples: list[dict]):
     return by_split
 
 
-def source_task(dataset: str, lang: str, seed: int = 0, size: int | None = None) -> str:
+def source_task(dataset: str, lang: str, seed: int = 0, size: int | None = None, *,
+                data_dir: str | None = None) -> str:
     """Registers the seeded source subset of `size` train examples (default per dataset, capped
     at the split size; see `sampling.source_examples`)."""
-    lang = sources.check_language(dataset, lang)
-    examples = sampling.source_examples(dataset, lang, seed, size)
+    lang = sources.check_language(dataset, lang, data_dir)
+    examples = sampling.source_examples(dataset, lang, seed, size, data_dir=data_dir)
     name = f"{dataset}.{lang}.source{len(examples)}.seed{seed}"
     _NUM_EXAMPLES[name] = len(examples)
     return register_examples_task(name, dataset, _only_train(examples), ["train"])
 
 
 def nshot_task(dataset: str, lang: str, n: int, seed: int = 0, sampling_: str = "random", *,
-               min_length: int | None = None, max_length: int | None = None) -> str:
+               min_length: int | None = None, max_length: int | None = None,
+               data_dir: str | None = None) -> str:
     """Registers the nested n-shot set of the target language (see `jaxlt.data.sampling`)."""
-    lang = sources.check_language(dataset, lang)
+    lang = sources.check_language(dataset, lang, data_dir)
     if n <= 0:
         raise ValueError(f"an n-shot task needs n > 0, got {n}")
+    if not sources.get_spec(dataset).has_train(lang):
+        raise ValueError(f"{dataset}.{lang} has evaluation data only: no n-shot set")
     examples = sampling.nshot_examples(dataset, lang, n, seed, sampling_, min_length=min_length,
-                                       max_length=max_length)
+                                       max_length=max_length, data_dir=data_dir)
     # seqio task names allow only [\w.:#]
     bounds = "" if min_length is None and max_length is None else \
         f".len{min_length or 0}_{'inf' if max_length is None else max_length}"
@@ -68,7 +72,8 @@ def _add_mixture(name: str, tasks_and_rates: list[tuple[str, float]]) -> str:
 def register_mixture(dataset: str, source: str, target: str, n: int = 0, seed: int = 0,
                      strategy: str = "zero_shot", sampling: str = "random", *,
                      source_size: int | None = None, target_rate: float | None = None,
-                     min_length: int | None = None, max_length: int | None = None) -> str:
+                     min_length: int | None = None, max_length: int | None = None,
+                     data_dir: str | None = None) -> str:
     """Registers (once) and returns the training mixture for one grid cell (module docstring).
 
     `n`, `sampling`, `min_length`, `max_length` select the target set (sequential, joint);
@@ -76,20 +81,20 @@ def register_mixture(dataset: str, source: str, target: str, n: int = 0, seed: i
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGIES)}")
-    source = sources.check_language(dataset, source)
-    target = sources.check_language(dataset, target)
+    source = sources.check_language(dataset, source, data_dir)
+    target = sources.check_language(dataset, target, data_dir)
     if strategy == "zero_shot":
         if n:
             raise ValueError(f"zero_shot uses no target examples, got n={n}")
-        task = source_task(dataset, source, seed, source_size)
+        task = source_task(dataset, source, seed, source_size, data_dir=data_dir)
         return _add_mixture(f"{task}.zero_shot", [(task, 1.0)])
     if n <= 0:
         raise ValueError(f"strategy {strategy!r} needs n > 0 target examples, got n={n}")
     target_task = nshot_task(dataset, target, n, seed, sampling, min_length=min_length,
-                             max_length=max_length)
+                             max_length=max_length, data_dir=data_dir)
     if strategy == "sequential":
         return _add_mixture(f"{target_task}.sequential", [(target_task, 1.0)])
-    src_task = source_task(dataset, source, seed, source_size)
+    src_task = source_task(dataset, source, seed, source_size, data_dir=data_dir)
     num_source = _NUM_EXAMPLES[src_task]
     if target_rate is None:
         rates = [(src_task, float(num_source)), (target_task, float(n))]
@@ -106,8 +111,8 @@ def training_phases(dataset: str, source: str, target: str, n: int = 0, seed: in
                     strategy: str = "zero_shot", sampling: str = "random", **options) -> list[str]:
     """Mixtures to train on, in order: [source] for zero_shot, [source, target n-shot] for
     sequential, [source + target] for joint. `options` as `register_mixture`."""
-    target_options = {k: v for k, v in options.items() if k in ("min_length", "max_length")}
-    source_options = {k: v for k, v in options.items() if k == "source_size"}
+    target_options = {k: v for k, v in options.items() if k in ("min_length", "max_length", "data_dir")}
+    source_options = {k: v for k, v in options.items() if k in ("source_size", "data_dir")}
     if strategy == "sequential":
         return [register_mixture(dataset, source, target, 0, seed, "zero_shot", **source_options),
                 register_mixture(dataset, source, target, n, seed, "sequential", sampling,

@@ -153,9 +153,14 @@ def _shuffled(examples: Sequence[dict], shuffle: bool, seed: int | None) -> tf.d
     return dataset
 
 
+_TASK_DATA_DIRS: dict[str, str] = {}  # task name -> the data directory it was registered over
+
+
 def _dataset_fn(dataset: str, lang: str):
+    name = f"{dataset}.{lang}"
+
     def dataset_fn(split: str, shuffle_files: bool = False, seed: int | None = None):
-        return _shuffled(load_examples(dataset, lang, split), shuffle_files, seed)
+        return _shuffled(load_examples(dataset, lang, split, _TASK_DATA_DIRS.get(name)), shuffle_files, seed)
     return dataset_fn
 
 
@@ -197,10 +202,18 @@ def _add_task(name: str, dataset: str, source: seqio.DataSource) -> None:
     )
 
 
-def register_task(dataset: str, lang: str) -> str:
-    """Registers `"{dataset}.{lang}"` (idempotent) and returns its name."""
-    lang = sources.check_language(dataset, lang)
+def register_task(dataset: str, lang: str, data_dir: str | None = None) -> str:
+    """Registers `"{dataset}.{lang}"` (idempotent) and returns its name.
+
+    `data_dir` (None: the configured one, `sources.get_data_dir`, read when the data is) is kept
+    with the task: asking for the same task over another directory later is an error."""
+    lang = sources.check_language(dataset, lang, data_dir)
     name = f"{dataset}.{lang}"
+    if data_dir is not None:
+        if _TASK_DATA_DIRS.get(name, data_dir) != data_dir:
+            raise ValueError(f"task {name} reads data directory {_TASK_DATA_DIRS[name]}, not {data_dir}; "
+                             "one data directory per process")
+        _TASK_DATA_DIRS[name] = data_dir
     if name not in seqio.TaskRegistry.names():
         spec = sources.get_spec(dataset)
         _add_task(name, dataset, seqio.FunctionDataSource(_dataset_fn(dataset, lang),

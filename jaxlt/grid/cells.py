@@ -64,14 +64,17 @@ def enumerate_cells(spec: GridSpec) -> list[Cell]:
     """Every cell of the grid, sorted so that cells sharing a source run are adjacent."""
     cells = []
     for task in spec.tasks:
-        for source in spec.sources_for(task):
+        fewshot_sources, fewshot_targets = set(spec.sources_for(task)), set(spec.targets_for(task))
+        for source in spec.all_sources_for(task):
             for seed in spec.seeds:
-                for target in spec.targets_for(task):
+                for target in spec.all_targets_for(task):
                     if spec.zero_shot:
                         cells.append(Cell(task, source, seed, target, 0, ZERO_SHOT, ""))
+                    if source not in fewshot_sources or target not in fewshot_targets:
+                        continue  # a zero-shot-only language
                     if target == source and not spec.fewshot_same_language:
                         continue
-                    for n in spec.n_values:
+                    for n in spec.n_values_for(task):
                         cells.append(Cell(task, source, seed, target, n, spec.strategy, spec.sampling))
     cells.sort()
     return cells

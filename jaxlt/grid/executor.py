@@ -68,8 +68,10 @@ def load_model(spec: str, init_seed: int = 0, vocabulary: str = ""):
 
 
 def load_pretrained(settings: GridSettings):
-    """The grid's pre-trained model (`grid_settings.pretrained`)."""
-    return load_model(settings.pretrained, settings.init_seed, settings.vocabulary)
+    """The grid's pre-trained model (`settings.model`), with the model config's overrides applied."""
+    model = settings.model
+    config, params, spm = load_model(model.pretrained, model.init_seed, model.vocabulary)
+    return config.replace(**model.overrides()), params, spm
 
 
 class TrainerCatalog:
@@ -77,17 +79,16 @@ class TrainerCatalog:
     each task has (in the data directory when one is set) and whether a checkpoint is complete."""
 
     def __init__(self, settings: GridSettings):
-        from jaxlt.data import sources
-
-        if settings.data_dir:
-            sources.set_data_dir(resolve_data_dir(settings.data_dir))
+        # The data directory is explicit (None: the hub, or a dataset's own data_dir).
+        self.data_dir = resolve_data_dir(settings.data.data_dir) if settings.data.data_dir else None
 
     def available_languages(self, task: str):
         from jaxlt.data import sources
 
         spec = sources.get_spec(task)  # KeyError naming the known datasets
-        directory = sources.get_data_dir()
-        return sources.local_languages(task, directory) if directory else spec.languages
+        if self.data_dir or spec.data_dir:
+            return sources.local_languages(task, self.data_dir)
+        return spec.languages
 
     @staticmethod
     def has_checkpoint(checkpoint_dir: str) -> bool:
@@ -100,27 +101,34 @@ class TrainerCatalog:
 class TrainerExecutor:
     def __init__(self, settings: GridSettings, *, trainer=None, progress: bool = False):
         """Loads the pre-trained model once and builds the one Trainer (`trainer` to share one)."""
-        from jaxlt.data import sources, tasks
+        from jaxlt.data import tasks
         from jaxlt.partitioning import PartitioningConfig
         from jaxlt.train.engine import Trainer
-        from jaxlt.train.optimizer import make_optimizer
 
         self.settings, self.progress = settings, progress
-        self.catalog = TrainerCatalog(settings)  # also sets the data directory
+        self.catalog = TrainerCatalog(settings)
+        self.data_dir = self.catalog.data_dir
         self.config, params, self.spm_path = load_pretrained(settings)
         tasks.set_vocabulary(self.spm_path)
         self.vocabulary = tasks.VOCABULARY.delegate
-        self.lengths = {"inputs": settings.input_length, "targets": settings.target_length}
+        self.lengths = settings.data.lengths
         if trainer is None:
             hardware = PartitioningConfig()  # gin/hardware/*.gin, or all devices data-parallel
-            trainer = Trainer(self.config, batch_size=settings.batch_size, feature_lengths=self.lengths,
-                              optimizer=make_optimizer(learning_rate=settings.learning_rate),
-                              mesh=hardware.make_mesh(), rules=hardware.rules())
+            trainer = Trainer(self.config, batch_size=settings.data.batch_size, feature_lengths=self.lengths,
+                              optimizer=settings.optimizer.make(), mesh=hardware.make_mesh(), rules=hardware.rules(),
+                              accumulation_steps=settings.data.accumulation_steps,
+                              **settings.optimizer.loss_kwargs())
         self.trainer = trainer
         self.pretrained = trainer.place_params(params)  # stays on the devices for the whole grid
         self._eval_cache: dict[tuple[str, str], tuple[np.ndarray, list, int]] = {}
         self._nshot_cache: dict[tuple, dict[str, np.ndarray]] = {}  # nested n-shot sets, largest n
         self._largest_n: dict[tuple, int] = {}
+        # pack_cells != 1: few-shot cells train and evaluate K at a time (jaxlt.grid.packing).
+        self.packer = None
+        if settings.pack_cells != 1:
+            from jaxlt.grid.packing import FewshotPacker
+
+            self.packer = FewshotPacker(self, settings.pack_cells)
 
     # ---- data
     def available_languages(self, task: str):
@@ -132,10 +140,10 @@ class TrainerExecutor:
     def _source_size(self, task: str, source: str) -> int | None:
         from jaxlt.data.examples import load_examples
 
-        size = self.settings.source_size
+        size = self.settings.data.source_size
         if size == -1:
-            return len(load_examples(task, source, "train"))
-        return size or None  # None: the paper's size for the dataset
+            return len(load_examples(task, source, "train", self.data_dir))
+        return size or None  # None: the dataset's declared (paper) size
 
     def _mixture(self, cell: Cell) -> str:
         """The data engineer's seqio mixture for a cell (zero-shot = the source set alone)."""
@@ -143,7 +151,8 @@ class TrainerExecutor:
 
         return mixtures.register_mixture(
             cell.task, cell.source, cell.target, cell.n, cell.seed, cell.strategy,
-            cell.sampling or "random", source_size=self._source_size(cell.task, cell.source))
+            cell.sampling or "random", source_size=self._source_size(cell.task, cell.source),
+            data_dir=self.data_dir)
 
     def _batches(self, mixture: str, seed: int):
         """Endless shuffled batches of a seqio mixture, as EncDecFeatureConverter lays them out."""
@@ -159,13 +168,16 @@ class TrainerExecutor:
         file or a too-small n-shot pool fails now, before any training."""
         from jaxlt.data.examples import load_examples
 
+        self.settings.check_tasks({c.task for c in cells})
         for task, target in sorted({(c.task, c.target) for c in cells}):
-            load_examples(task, target, self.settings.eval_split)
+            load_examples(task, target, self.settings.eval_split_for(task), self.data_dir)
         for cell in cells:
             self._mixture(cell)
             if not cell.zero_shot:
                 key = (cell.task, cell.target, cell.seed, cell.sampling)
                 self._largest_n[key] = max(self._largest_n.get(key, 0), cell.n)
+        if self.packer is not None:
+            self.packer.prepare(cells)
 
     # ---- training
     @staticmethod
@@ -182,17 +194,31 @@ class TrainerExecutor:
             local = len(next(iter(batch.values()))) // n
             yield {k: v[i * local:(i + 1) * local] for k, v in batch.items()}
 
-    def _train(self, params, batches, steps: int, seed: int, checkpointer=None):
-        compile_s = 0.0 if self.trainer._step_compiled is not None else self.trainer.compile()
+    def _train(self, params, batches, steps: int, seed: int, checkpointer=None, trainer=None):
+        trainer = trainer or self.trainer
+        compile_s = 0.0 if trainer.compile_seconds is not None else trainer.compile()
         t0 = time.perf_counter()
-        state = self.trainer.init_state(params)  # device-side copy: resets a run without reloading
-        state, _ = self.trainer.train(state, self._process_rows(batches), steps, seed=seed, checkpointer=checkpointer,
+        state = trainer.init_state(params)  # device-side copy: resets a run without reloading
+        state, _ = trainer.train(state, self._process_rows(batches), steps, seed=seed, checkpointer=checkpointer,
                                       progress=self.progress)
         train_s = time.perf_counter() - t0
         return state, Timings(steps=steps, wall_seconds=compile_s + train_s, compile_seconds=compile_s,
                               train_seconds=train_s)
 
-    def train_source(self, run: SourceRun, checkpoint_dir: str):
+    def _trainer_at(self, learning_rate: float | None):
+        """The Trainer, or one with another learning rate (a diverged source run's retry; compiled once)."""
+        if learning_rate is None or learning_rate == self.settings.optimizer.learning_rate:
+            return self.trainer
+        import dataclasses
+
+        cache = self.__dict__.setdefault("_retry_trainers", {})
+        if learning_rate not in cache:
+            optimizer = dataclasses.replace(self.settings.optimizer, learning_rate=learning_rate).make()
+            cache[learning_rate] = self.trainer.with_optimizer(optimizer)
+        return cache[learning_rate]
+
+    def train_source(self, run: SourceRun, checkpoint_dir: str, learning_rate: float | None = None):
+        """`learning_rate`: instead of the configured one (the grid runner's retry of a diverged run)."""
         from jaxlt.train.checkpointing import Checkpointer
 
         t0 = time.perf_counter()
@@ -200,7 +226,8 @@ class TrainerExecutor:
                                 run.seed)
         with Checkpointer(checkpoint_dir, self.config, self.spm_path, keep_last=1, keep_best=0,
                           async_save=False) as ckpt:
-            state, timings = self._train(self.pretrained, batches, self.settings.source_steps, run.seed, ckpt)
+            state, timings = self._train(self.pretrained, batches, self.settings.source_steps_for(run.task), run.seed, ckpt,
+                                         trainer=self._trainer_at(learning_rate))
         timings.wall_seconds = time.perf_counter() - t0
         return state.params, timings
 
@@ -232,7 +259,7 @@ class TrainerExecutor:
         if cached is None or len(next(iter(cached.values()))) < cell.n:
             n_max = max(cell.n, self._largest_n.get(key, 0))
             name = mixtures.register_mixture(cell.task, cell.source, cell.target, n_max, cell.seed,
-                                             "sequential", cell.sampling)
+                                             "sequential", cell.sampling, data_dir=self.data_dir)
             ds = seqio.get_mixture_or_task(name).get_dataset(self.lengths, split="train", shuffle=False,
                                                               num_epochs=1, use_cached=False)
             rows = list(seqio.EncDecFeatureConverter(pack=False)(ds, self.lengths).as_numpy_iterator())
@@ -253,20 +280,30 @@ class TrainerExecutor:
             idx, order = order[:bs], order[bs:]
             yield {k: v[idx] for k, v in arrays.items()}
 
-    def train_fewshot(self, cell: Cell, source_model):
-        t0 = time.perf_counter()
+    def use_source_models(self, provider) -> None:
+        """`provider(source_run)` -> its source model: lets a pack of few-shot cells span source runs."""
+        if self.packer is not None:
+            self.packer.use_source_models(provider)
+
+    def fewshot_run(self, cell: Cell, source_model):
+        """A few-shot cell's (start parameters, endless global host batches, steps)."""
         if cell.strategy == "sequential":  # continue from the source model on the n-shot set
             batches = self._array_batches(self._nshot_arrays(cell), cell.seed)
-            start, steps = source_model, self.settings.fewshot_steps
-        else:  # joint: source + n target examples from the pre-trained model, for the source budget
-            batches = self._batches(self._mixture(cell), cell.seed)
-            start, steps = self.pretrained, self.settings.source_steps
+            return source_model, batches, self.settings.fewshot_steps_for(cell.task)
+        # joint: source + n target examples from the pre-trained model, for the source budget
+        return self.pretrained, self._batches(self._mixture(cell), cell.seed), self.settings.source_steps_for(cell.task)
+
+    def train_fewshot(self, cell: Cell, source_model):
+        if self.packer is not None:
+            return self.packer.train_fewshot(cell, source_model)
+        t0 = time.perf_counter()
+        start, batches, steps = self.fewshot_run(cell, source_model)
         state, timings = self._train(start, batches, steps, cell.seed)
         timings.wall_seconds = time.perf_counter() - t0
         return state.params, timings
 
     # ---- evaluation
-    def _eval_set(self, task: str, target: str):
+    def eval_set(self, task: str, target: str):
         """Inputs tokenised (seqio task pipeline), padded to whole batches; references; count. Cached."""
         key = (task, target)
         if key not in self._eval_cache:
@@ -276,18 +313,19 @@ class TrainerExecutor:
             from jaxlt.data.examples import load_examples
             from jaxlt.data.tasks import register_task
 
-            examples = list(load_examples(task, target, self.settings.eval_split))
-            if self.settings.max_eval_examples:
-                examples = examples[:self.settings.max_eval_examples]
-            ds = seqio.get_mixture_or_task(register_task(task, target)).get_dataset(
-                self.lengths, split=self.settings.eval_split, shuffle=False, num_epochs=1, use_cached=False)
+            split = self.settings.eval_split_for(task)
+            examples = list(load_examples(task, target, split, self.data_dir))
+            if self.settings.evaluation.max_examples:
+                examples = examples[:self.settings.evaluation.max_examples]
+            ds = seqio.get_mixture_or_task(register_task(task, target, data_dir=self.data_dir)).get_dataset(
+                self.lengths, split=split, shuffle=False, num_epochs=1, use_cached=False)
             inputs = [ex["inputs"] for _, ex in zip(range(len(examples)), ds.as_numpy_iterator())]
             if len(inputs) != len(examples):
-                raise RuntimeError(f"{task}.{target} {self.settings.eval_split}: seqio gave {len(inputs)} "
+                raise RuntimeError(f"{task}.{target} {split}: seqio gave {len(inputs)} "
                                    f"examples, the data has {len(examples)}")
-            bs = self.settings.eval_batch_size
+            bs = self.settings.evaluation.batch_size
             rows = -(-len(inputs) // bs) * bs
-            array = np.zeros((rows, self.settings.input_length), np.int32)
+            array = np.zeros((rows, self.settings.data.input_length), np.int32)
             for i, ids in enumerate(inputs):
                 array[i, :len(ids)] = ids
             spec = get_dataset(task)
@@ -305,26 +343,31 @@ class TrainerExecutor:
         return out
 
     def evaluate(self, model, task: str, target: str):
+        if self.packer is not None and self.packer.handles(model):  # evaluated with its pack
+            return self.packer.evaluate(model, task, target)
+        t0 = time.perf_counter()
+        array, _, _ = self.eval_set(task, target)
+        bs, decode_length = self.settings.evaluation.batch_size, self.settings.decode_length
+        compiled = self.trainer.num_compiled_inference_functions()
+        compile_s, tokens = 0.0, []
+        for start in range(0, len(array), bs):
+            t1 = time.perf_counter()
+            tokens.append(self.trainer.predict(model, array[start:start + bs], decode_length))
+            if start == 0 and self.trainer.num_compiled_inference_functions() > compiled:
+                compile_s = time.perf_counter() - t1  # a new shape compiled (and ran one batch)
+        scores, details = self.score_predictions(task, target, np.concatenate(tokens))
+        dt = time.perf_counter() - t0
+        return scores, Timings(wall_seconds=dt, compile_seconds=compile_s, eval_seconds=dt), details
+
+    def score_predictions(self, task: str, target: str, tokens: np.ndarray):
+        """Metrics and record details of decoded token rows (the eval set's rows, padding included)."""
         from jaxlt.data import metrics
         from jaxlt.data.tasks import postprocessor
 
-        t0 = time.perf_counter()
-        array, references, count = self._eval_set(task, target)
-        bs = self.settings.eval_batch_size
-        first_call = ("predict", (bs, self.settings.input_length), self.settings.max_decode_length) \
-            not in self.trainer._decode_fns
-        compile_s, predictions = 0.0, []
-        for start in range(0, len(array), bs):
-            t1 = time.perf_counter()
-            predictions += self.decode_texts(self.trainer.predict(model, array[start:start + bs],
-                                                                  self.settings.max_decode_length))
-            if first_call and start == 0:  # the first call of a new shape compiles (and runs one batch)
-                compile_s = time.perf_counter() - t1
+        _, references, count = self.eval_set(task, target)
         post = postprocessor(task)
-        predictions = [post(p) for p in predictions[:count]]
+        predictions = [post(p) for p in self.decode_texts(tokens[:count])]
         scores = metrics.score(task, references, predictions)
-        dt = time.perf_counter() - t0
         # The digest tells runs apart even when a tiny model's metric is flat (0 or constant).
         digest = hashlib.sha256("\x00".join(predictions).encode()).hexdigest()[:16]
-        return (scores, Timings(wall_seconds=dt, compile_seconds=compile_s, eval_seconds=dt),
-                {"examples": count, "split": self.settings.eval_split, "predictions_sha256": digest})
+        return scores, {"examples": count, "split": self.settings.eval_split_for(task), "predictions_sha256": digest}

@@ -215,7 +215,8 @@ class GridRunner:
     def _run_all(self, todo: list[Cell]) -> None:
         self.executor.prepare(todo)
         if hasattr(self.executor, "use_source_models"):  # packed few-shot cells may span source runs
-            self.executor.use_source_models(lambda run: self._source_model(run)[0])
+            # None (diverged, or being trained by another process): those cells are not packed now.
+            self.executor.use_source_models(lambda run: self._source_model(run, wait=False)[0])
         groups: dict[SourceRun, list[Cell]] = {}
         for cell in todo:
             groups.setdefault(cell.source_run, []).append(cell)

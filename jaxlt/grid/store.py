@@ -76,10 +76,11 @@ class ResultsStore:
                 diff = {k: (old.get(k), new.get(k)) for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)}
                 if existing.get("model") != description.get("model"):
                     diff["model"] = (existing.get("model"), description.get("model"))
+                named = "; ".join(f"{k}: {a!r} there, {b!r} here" for k, (a, b) in diff.items()) or "none named"
                 raise ResultsDirConfigError(
                     f"results directory {self.root} was written by config {existing.get('config_hash')}, "
-                    f"but this grid's config is {config_hash}; differing settings (theirs, ours): {diff}. "
-                    "Use a new --results_dir for a new configuration.")
+                    f"this run's is {config_hash}; differing settings: {named}. "
+                    "Use a new --results_dir for a new configuration, or the settings it was written with.")
             return
         if os.path.isdir(self.root) and any(not n.startswith(".") for n in os.listdir(self.root)):
             raise ResultsDirConfigError(

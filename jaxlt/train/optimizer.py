@@ -7,17 +7,18 @@ which keeps one compiled step and exactly the large-batch update.
 
 from __future__ import annotations
 
-import gin
 import optax
 
 OPTIMIZERS = ("adam", "adamw", "adafactor", "sgd")
 
 
-@gin.configurable(module="jaxlt.train")
 def make_optimizer(name: str = "adam", learning_rate: float = 3e-4, clip_norm: float | None = 1.0,
                    warmup_steps: int = 0, decay_steps: int | None = None, weight_decay: float = 0.0,
                    b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> optax.GradientTransformation:
     """Paper defaults (Appendix A.4): Adam, learning rate 3e-4, gradient clipping 1.0, constant schedule.
+
+    Configured from gin through `OptimizerConfig` (jaxlt.experiment), which calls this with every
+    argument explicit.
 
     `name="adafactor"` gives T5's Adafactor (factored second moments, update
     clipping 1.0, parameter-scale relative steps; use learning_rate=1e-3 as in

@@ -6,6 +6,10 @@ and TASK_FEATURE_LENGTHS; gin/runs/eval.gin binds `evaluate_run`'s to
 CHECKPOINT_PATH, MIXTURE_OR_TASK_NAME, EVAL_OUTPUT_DIR, BATCH_SIZE and
 TASK_FEATURE_LENGTHS. gin/models/*.gin set MODEL_NAME and `model_settings`;
 gin/hardware/*.gin set the mesh and logical-axis rules.
+
+The model overrides and the optimizer with its loss are typed configs (`jaxlt.experiment`:
+`jaxlt.train.model_settings.*`, `OptimizerConfig.*`), built from gin once by the command
+and passed in, exactly as `jaxlt grid` builds and passes them.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from collections.abc import Sequence
 import gin
 
 from jaxlt import partitioning  # noqa: F401  (registers PartitioningConfig with gin)
-from jaxlt.train.optimizer import make_optimizer  # noqa: F401  (registers the gin configurable)
+from jaxlt.experiment import ModelConfig, OptimizerConfig
 
 log = logging.getLogger(__name__)
 
@@ -70,16 +74,6 @@ def setup_jax(distributed: bool = False, coordinator_address: str | None = None,
         jax.distributed.initialize(**kwargs)
         log.info("jax.distributed: process %d of %d, %d global devices", jax.process_index(),
                  jax.process_count(), jax.device_count())
-
-
-@gin.configurable(module="jaxlt.train")
-def model_settings(dtype: str = "float32", param_dtype: str = "float32", remat: str = "none",
-                   dropout_rate: float | None = None, scan_unroll: int = 1) -> dict:
-    """Model-config overrides applied on top of the checkpoint's (or MODEL_NAME's) config."""
-    out = {"dtype": dtype, "param_dtype": param_dtype, "remat": remat, "scan_unroll": scan_unroll}
-    if dropout_rate is not None:
-        out["dropout_rate"] = dropout_rate
-    return out
 
 
 def import_task_modules(modules: Sequence[str]) -> None:
@@ -174,15 +168,17 @@ def train_run(*, model_dir: str, mixture_or_task_name: str, train_steps: int, ba
               eval_batch_size: int | None = None, max_decode_length: int | None = None,
               rank_classification: bool = False, best_metric: str | None = None, best_mode: str = "max",
               keep_last: int = 1, keep_best: int = 1, async_checkpointing: bool = True,
-              z_loss: float = 1e-4, label_smoothing: float = 0.0, loss_normalizing_factor: float | None = None,
               pack: bool = False, task_modules: Sequence[str] = DEFAULT_TASK_MODULES,
               tensorboard: bool = True, compiler_options: dict | None = None,
-              progress: bool = True) -> dict:
+              progress: bool = True, model: ModelConfig | None = None,
+              optimizer: OptimizerConfig | None = None) -> dict:
     """Fine-tunes and checkpoints into model_dir; resumes exactly if model_dir has a checkpoint.
 
     Model selection: with eval_every (e.g. 200) and best_metric (e.g. "accuracy")
     the eval tasks (default: the mixture's tasks) are evaluated on eval_split and
     the best checkpoint is kept beside the last; `jaxlt evaluate` loads the best.
+    `model` (overrides of the checkpoint's config) and `optimizer` (optimizer, schedule and
+    loss) default to the paper's recipe.
     """
     import jax
 
@@ -192,15 +188,14 @@ def train_run(*, model_dir: str, mixture_or_task_name: str, train_steps: int, ba
     from jaxlt.train.evaluation import evaluate_task, write_evaluation
     from jaxlt.train.metrics_writing import create_writer
 
+    model, optimizer = model or ModelConfig(), optimizer or OptimizerConfig()
     import_task_modules(task_modules)
-    config, params, spm = load_model(initial_checkpoint_path, model_name, model_settings(), seed)
+    config, params, spm = load_model(initial_checkpoint_path, model_name, model.overrides(), seed)
     spm = spm or _task_vocabulary_path(mixture_or_task_name)
     mesh, rules = _partitioning()
     trainer = Trainer(config, batch_size=batch_size, feature_lengths=task_feature_lengths, mesh=mesh,
-                      rules=rules, optimizer=make_optimizer(), accumulation_steps=accumulation_steps,
-                      z_loss=z_loss, label_smoothing=label_smoothing,
-                      loss_normalizing_factor=loss_normalizing_factor, packed=pack,
-                      compiler_options=compiler_options)
+                      rules=rules, optimizer=optimizer.make(), accumulation_steps=accumulation_steps,
+                      packed=pack, compiler_options=compiler_options, **optimizer.loss_kwargs())
     checkpointer = Checkpointer(model_dir, config, spm, keep_last=keep_last, keep_best=keep_best,
                                 best_metric=best_metric, best_mode=best_mode, async_save=async_checkpointing)
     state = trainer.resume_or_init(params, checkpointer)
@@ -250,7 +245,7 @@ def evaluate_run(*, checkpoint_path: str, mixture_or_task_name: str, output_dir:
                  max_decode_length: int | None = None, rank_classification: bool = False,
                  label_strings: Sequence[str] | None = None, max_examples: int | None = None,
                  task_modules: Sequence[str] = DEFAULT_TASK_MODULES, compiler_options: dict | None = None,
-                 progress: bool = True) -> dict:
+                 progress: bool = True, model: ModelConfig | None = None) -> dict:
     """Evaluates a checkpoint (jaxlt: its best step, else the last; or an HF dir / hub id) on every
     task of mixture_or_task_name and every split in `split` (a name or a list); writes
     {task}.{split}.metrics.json and .predictions.jsonl. Returns {"task/split": metrics}."""
@@ -265,7 +260,8 @@ def evaluate_run(*, checkpoint_path: str, mixture_or_task_name: str, output_dir:
     from jaxlt.model.loading import load_checkpoint
 
     loaded = load_checkpoint(checkpoint_path, step=step)
-    overrides = {k: v for k, v in model_settings().items() if k in ("dtype", "param_dtype", "scan_unroll")}
+    model = model or ModelConfig()
+    overrides = {k: v for k, v in model.overrides().items() if k in ("dtype", "param_dtype", "scan_unroll")}
     config = dataclasses.replace(loaded.config, **overrides)
     mesh, rules = _partitioning()
     trainer = Trainer(config, batch_size=batch_size, feature_lengths=task_feature_lengths, mesh=mesh, rules=rules,

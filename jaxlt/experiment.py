@@ -1,0 +1,242 @@
+"""Typed experiment configuration: model, optimizer (with the loss), data and evaluation.
+
+Built once from gin at the command line (`from_gin()`, `jaxlt.grid.configurables.from_gin`)
+and passed explicitly to the library: nothing below the commands reads gin or module globals.
+`jaxlt train`, `jaxlt evaluate` and `jaxlt grid` read the same gin names, so the same bindings
+train the same way in all three:
+
+    jaxlt.train.model_settings.{dtype, param_dtype, dropout_rate, remat, scan_unroll,
+                                pretrained, init_seed, vocabulary}         -> ModelConfig
+    OptimizerConfig.{name, learning_rate, clip_norm, warmup_steps, decay_steps, weight_decay,
+                     b1, b2, eps, z_loss, label_smoothing, loss_normalizing_factor}
+    DataConfig.{data_dir, batch_size, input_length, target_length, source_size,
+                accumulation_steps}
+    EvalConfig.{split, batch_size, max_examples, max_decode_length, rank_classification}
+
+Defaults are the paper's recipe (Appendix A.4): Adam, learning rate 3e-4, global-norm clipping
+1.0, batch 128, input length 512, and the plain mean token cross-entropy (no z-loss, no
+constant normaliser, no label smoothing), as its PyTorch / transformers fine-tuning.
+
+Every field can change a result except those listed in each class's `RESULT_NEUTRAL` (speed and
+memory knobs: evaluation batch size, rematerialisation, layer-loop unrolling, micro-batching);
+`flat_dict(..., result_only=True)` gives the keys the grid hashes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import gin
+
+from jaxlt.errors import ConfigError  # noqa: F401  (raised here; callers catch it from jaxlt.errors)
+
+LOSS_FIELDS = ("z_loss", "label_smoothing", "loss_normalizing_factor")
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """The pre-trained model and the overrides applied to its config."""
+
+    # A Hugging Face / jaxlt checkpoint directory or hub id, or "init:CONFIG_NAME" for a freshly
+    # initialised model seeded by `init_seed` (tiny demo and tests). `jaxlt train` takes its
+    # checkpoint from INITIAL_CHECKPOINT_PATH instead.
+    pretrained: str = "init:mt5_tiny"
+    init_seed: int = 0
+    vocabulary: str = ""  # SentencePiece model; "" = the checkpoint's (bundled tiny one for init:)
+    dtype: str = "float32"  # activations / compute
+    param_dtype: str = "float32"
+    dropout_rate: float | None = None  # None: the checkpoint's
+    remat: str = "none"
+    scan_unroll: int = 1
+
+    RESULT_NEUTRAL: ClassVar[tuple[str, ...]] = ("remat", "scan_unroll")
+
+    def __post_init__(self):
+        _check(self.dtype in ("float32", "bfloat16", "float16"), f"model dtype {self.dtype!r} is not "
+               "float32, bfloat16 or float16")
+        _check(self.param_dtype in ("float32", "bfloat16"), f"model param_dtype {self.param_dtype!r} is "
+               "not float32 or bfloat16")
+        _check(self.dropout_rate is None or 0.0 <= self.dropout_rate < 1.0,
+               f"model dropout_rate must be in [0, 1), got {self.dropout_rate}")
+        _check(int(self.scan_unroll) >= 1, f"model scan_unroll must be >= 1, got {self.scan_unroll}")
+
+    def overrides(self) -> dict[str, Any]:
+        """Fields applied on top of a checkpoint's (or a named) model config."""
+        out = {"dtype": self.dtype, "param_dtype": self.param_dtype, "remat": self.remat,
+               "scan_unroll": int(self.scan_unroll)}
+        if self.dropout_rate is not None:
+            out["dropout_rate"] = float(self.dropout_rate)
+        return out
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerConfig:
+    """Optimizer, schedule and loss (the paper: Adam 3e-4, clipping 1.0, plain mean cross-entropy)."""
+
+    name: str = "adam"
+    learning_rate: float = 3e-4
+    clip_norm: float | None = 1.0
+    warmup_steps: int = 0
+    decay_steps: int | None = None
+    weight_decay: float = 0.0
+    b1: float = 0.9
+    b2: float = 0.999
+    eps: float = 1e-8
+    z_loss: float = 0.0
+    label_smoothing: float = 0.0
+    loss_normalizing_factor: float | None = None  # None: the number of real target tokens
+
+    RESULT_NEUTRAL: ClassVar[tuple[str, ...]] = ()
+
+    def __post_init__(self):
+        _check(self.learning_rate > 0, f"optimizer learning_rate must be > 0, got {self.learning_rate}")
+        _check(self.clip_norm is None or self.clip_norm > 0,
+               f"optimizer clip_norm must be > 0 or None, got {self.clip_norm}")
+        _check(self.z_loss >= 0 and 0 <= self.label_smoothing < 1,
+               f"loss z_loss must be >= 0 and label_smoothing in [0, 1), got {self.z_loss}, {self.label_smoothing}")
+        _check(self.loss_normalizing_factor is None or self.loss_normalizing_factor > 0,
+               f"loss_normalizing_factor must be > 0 or None, got {self.loss_normalizing_factor}")
+
+    def make(self):
+        """The optax transformation (`jaxlt.train.optimizer.make_optimizer`, every argument explicit)."""
+        from jaxlt.train.optimizer import make_optimizer
+
+        return make_optimizer(self.name, self.learning_rate, self.clip_norm, self.warmup_steps, self.decay_steps,
+                              self.weight_decay, self.b1, self.b2, self.eps)
+
+    def loss_kwargs(self) -> dict[str, Any]:
+        """The Trainer's explicit loss arguments."""
+        return {name: getattr(self, name) for name in LOSS_FIELDS}
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Where the data is and how it is batched."""
+
+    data_dir: str = ""  # local data directory; "" = the Hugging Face hub (or a dataset's own data_dir)
+    batch_size: int = 128
+    input_length: int = 512
+    target_length: int = 128
+    # Source training examples: 0 = the dataset's declared (paper) size, -1 = the whole train split.
+    source_size: int = 0
+    # Micro-batches per step (the update equals the full batch's: memory, not results).
+    accumulation_steps: int = 1
+
+    RESULT_NEUTRAL: ClassVar[tuple[str, ...]] = ("accumulation_steps",)
+
+    def __post_init__(self):
+        for name in ("batch_size", "input_length", "target_length", "accumulation_steps"):
+            _check(int(getattr(self, name)) > 0, f"data {name} must be positive, got {getattr(self, name)}")
+        _check(self.batch_size % self.accumulation_steps == 0,
+               f"data batch_size {self.batch_size} is not divisible by accumulation_steps {self.accumulation_steps}")
+        _check(int(self.source_size) >= -1, f"data source_size must be >= -1, got {self.source_size}")
+
+    @property
+    def lengths(self) -> dict[str, int]:
+        return {"inputs": int(self.input_length), "targets": int(self.target_length)}
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+    """How models are scored."""
+
+    split: str = ""  # "" = each dataset's declared evaluation split (TyDiQA: validation, else test)
+    batch_size: int = 16
+    max_examples: int = 0  # 0 = the whole split
+    max_decode_length: int = 0  # 0 = DataConfig.target_length
+    rank_classification: bool = False
+
+    RESULT_NEUTRAL: ClassVar[tuple[str, ...]] = ("batch_size",)
+
+    def __post_init__(self):
+        _check(int(self.batch_size) > 0, f"evaluation batch_size must be positive, got {self.batch_size}")
+        _check(int(self.max_examples) >= 0, f"evaluation max_examples must be >= 0, got {self.max_examples}")
+        _check(int(self.max_decode_length) >= 0,
+               f"evaluation max_decode_length must be >= 0, got {self.max_decode_length}")
+
+    def split_for(self, task: str) -> str:
+        """The split scored for `task`: the explicit one, else the dataset's declared one."""
+        if self.split:
+            return self.split
+        from jaxlt.data.datasets import get_dataset, is_registered
+
+        return get_dataset(task).eval_split if is_registered(task) else "test"
+
+    def decode_length(self, data: DataConfig) -> int:
+        return int(self.max_decode_length) or int(data.target_length)
+
+
+SECTIONS: dict[str, type] = {"model": ModelConfig, "optimizer": OptimizerConfig, "data": DataConfig,
+                             "evaluation": EvalConfig}
+
+
+def flat_dict(configs: Mapping[str, Any], result_only: bool = False) -> dict[str, Any]:
+    """`{"optimizer.learning_rate": 3e-4, ...}` for {section: config}; with `result_only`, without the
+    fields that cannot change a result."""
+    out = {}
+    for section, config in configs.items():
+        neutral = getattr(config, "RESULT_NEUTRAL", ())
+        for field in dataclasses.fields(config):
+            if result_only and field.name in neutral:
+                continue
+            out[f"{section}.{field.name}"] = _jsonable(getattr(config, field.name))
+    return out
+
+
+def _jsonable(value):
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# gin (read only by the commands, through `from_gin`)
+
+
+@gin.configurable("model_settings", module="jaxlt.train")
+def model_settings(**kwargs) -> ModelConfig:
+    return ModelConfig(**kwargs)
+
+
+@gin.configurable("OptimizerConfig")
+def optimizer_config(**kwargs) -> OptimizerConfig:
+    return OptimizerConfig(**kwargs)
+
+
+@gin.configurable("DataConfig")
+def data_config(**kwargs) -> DataConfig:
+    return DataConfig(**kwargs)
+
+
+@gin.configurable("EvalConfig")
+def eval_config(**kwargs) -> EvalConfig:
+    return EvalConfig(**kwargs)
+
+
+GIN_NAMES = {"model": "jaxlt.train.model_settings", "optimizer": "OptimizerConfig", "data": "DataConfig",
+             "evaluation": "EvalConfig"}
+_FACTORIES = {"model": model_settings, "optimizer": optimizer_config, "data": data_config,
+              "evaluation": eval_config}
+
+
+def from_gin(section: str):
+    """The typed config of `section` ("model", "optimizer", "data", "evaluation") from gin's bindings."""
+    try:
+        return _FACTORIES[section]()
+    except TypeError as e:  # an unknown binding
+        raise ConfigError(f"bad {GIN_NAMES[section]} gin binding: {e}") from None
+
+
+def gin_bound(section: str, field: str) -> tuple[bool, Any]:
+    """(whether `field` of `section` is bound in gin, its value)."""
+    try:
+        return True, gin.query_parameter(f"{GIN_NAMES[section]}.{field}")
+    except ValueError:
+        return False, None

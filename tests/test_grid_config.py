@@ -1,0 +1,124 @@
+"""The paper's grid preset plans exactly the paper's cells; the resolved configuration decides a
+results directory (every result-changing binding changes the hash and is refused there)."""
+
+import itertools
+import json
+
+import pytest
+
+from jaxlt.commands import grid as grid_command
+from jaxlt.grid.settings import GridSettings, config_hash
+
+# The paper's design, written out from its text (section 3, Table 4, footnote 4), not from the preset.
+PAPER_N = [10, 30, 50, 100, 250]
+PAPER_N_LARGE = PAPER_N + [500, 750, 1000]
+SEEDS = [0, 1, 2, 3]
+
+
+def paper_cells() -> set[tuple]:
+    cells = set()
+
+    def add(task, zero_sources, zero_targets, few_sources, few_targets, n_values, split):
+        for s, t, seed in itertools.product(zero_sources, zero_targets, SEEDS):
+            cells.add((task, s, t, 0, seed, "zero_shot", split))
+        for s, t, n, seed in itertools.product(few_sources, few_targets, n_values, SEEDS):
+            if s != t:
+                cells.add((task, s, t, n, seed, "sequential", split))
+
+    tydiqa = "en ar bn fi id ru sw".split()
+    add("tydiqa", tydiqa, tydiqa, tydiqa, tydiqa, PAPER_N, "validation")
+    panx = "en ar hi fi id ru es de".split()
+    add("panx", panx, panx + ["sw"], panx, panx, PAPER_N_LARGE, "test")
+    xnli_few = "en ar hi ru sw es de".split()
+    xnli_zero = "en ar bg de el es fr hi ru sw tr ur vi zh".split()
+    add("xnli", xnli_zero, xnli_zero, xnli_few, xnli_few, PAPER_N_LARGE, "test")
+    return cells
+
+
+def dry_run_json(capsys, *args) -> list[dict]:
+    assert grid_command.main(["--dry_run", "--json", "--no_progress", *args]) == 0
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+
+
+def test_grid_paper_plans_the_papers_cells_and_no_others(capsys):
+    lines = dry_run_json(capsys, "--gin_file", "runs/grid_paper.gin")
+    *cells, last = lines
+    got = [(c["task"], c["source"], c["target"], c["n"], c["seed"], c["strategy"], c["eval_split"]) for c in cells]
+    assert len(got) == len(set(got))
+    expected = paper_cells()
+    assert set(got) - expected == set() and expected - set(got) == set()
+    assert len(expected) == 5244
+    # the last object: the config hash and the whole resolved configuration (the paper's recipe)
+    config = last["config"]
+    assert last["config_hash"] == config_hash(GridSettings(**{
+        k: v for k, v in config.items() if "." not in k}, **sections_from(config)), "mt5-base")
+    assert config["optimizer.name"] == "adam" and config["optimizer.learning_rate"] == 3e-4
+    assert config["optimizer.clip_norm"] == 1.0 and config["optimizer.z_loss"] == 0.0
+    assert config["optimizer.loss_normalizing_factor"] is None and config["optimizer.label_smoothing"] == 0.0
+    assert config["data.batch_size"] == 128 and config["data.input_length"] == 512
+    assert config["data.source_size"] == 0  # the dataset table's 100k / 10k / 2.2k
+
+
+def sections_from(config: dict) -> dict:
+    from jaxlt import experiment
+
+    out = {}
+    for section, cls in experiment.SECTIONS.items():
+        out[section] = cls(**{k.split(".", 1)[1]: v for k, v in config.items() if k.startswith(section + ".")})
+    return out
+
+
+TOY = ["--gin_file", "runs/grid_toy.gin"]
+
+
+@pytest.mark.parametrize("binding,key,ours", [
+    ("grid_settings.learning_rate=0.01", "optimizer.learning_rate", 0.01),
+    ("OptimizerConfig.learning_rate=0.01", "optimizer.learning_rate", 0.01),
+    ("DataConfig.source_size=500", "data.source_size", 500),
+    ("grid_settings.source_size=500", "data.source_size", 500),
+    ("EvalConfig.split='validation'", "evaluation.split", "validation"),
+    ("grid_settings.eval_split='validation'", "evaluation.split", "validation"),
+    ("OptimizerConfig.z_loss=0.0001", "optimizer.z_loss", 0.0001),
+    ("jaxlt.train.model_settings.dropout_rate=0.2", "model.dropout_rate", 0.2),
+])
+def test_a_result_changing_binding_changes_the_hash_and_is_refused(tmp_path, capsys, binding, key, ours):
+    results = str(tmp_path / "r")
+    base = dry_run_json(capsys, *TOY)[-1]
+    changed = dry_run_json(capsys, *TOY, f"--gin.{binding}")[-1]
+    assert changed["config_hash"] != base["config_hash"]
+    assert changed["hashed"][key] == ours != base["hashed"][key]
+    assert grid_command.main([*TOY, "--results_dir", results, "--no_progress"]) == 0
+    capsys.readouterr()
+    with open(f"{results}/grid.json") as f:
+        manifest = json.load(f)
+    assert manifest["config"][key] == base["config"][key] and manifest["config_hash"] == base["config_hash"]
+    records_before = sorted((tmp_path / "r" / "records").rglob("*.json"))
+    # the rerun is refused before any work, in one line naming the key and both values
+    assert grid_command.main([*TOY, "--results_dir", results, "--no_progress", f"--gin.{binding}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert f"{key}: {base['hashed'][key]!r} there, {ours!r} here" in err
+    assert sorted((tmp_path / "r" / "records").rglob("*.json")) == records_before
+    # the dry run refuses it too
+    assert grid_command.main([*TOY, "--results_dir", results, "--dry_run", f"--gin.{binding}"]) == 2
+
+
+@pytest.mark.parametrize("binding", ["EvalConfig.batch_size=3", "grid_settings.pack_cells=4",
+                                     "grid_settings.toy_step_seconds=0.001",
+                                     "jaxlt.train.model_settings.remat='full'", "DataConfig.accumulation_steps=2"])
+def test_speed_and_memory_settings_keep_the_hash(capsys, binding):
+    assert dry_run_json(capsys, *TOY)[-1]["config_hash"] == \
+        dry_run_json(capsys, *TOY, f"--gin.{binding}")[-1]["config_hash"]
+
+
+def test_one_setting_bound_two_ways_is_refused(capsys):
+    code = grid_command.main([*TOY, "--dry_run", "--gin.grid_settings.learning_rate=0.01",
+                              "--gin.OptimizerConfig.learning_rate=0.02"])
+    assert code == 2
+    assert "grid_settings.learning_rate = 0.01 but OptimizerConfig.learning_rate = 0.02" in capsys.readouterr().err
+
+
+def test_per_task_steps_must_cover_every_task(capsys):
+    code = grid_command.main([*TOY, "--dry_run", "--gin.grid_settings.source_steps={'other': 3}"])
+    assert code == 2
+    assert "source_steps has no steps for task 'toy_nli'" in capsys.readouterr().err
