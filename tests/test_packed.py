@@ -65,8 +65,9 @@ RUNS = [dict(init=0, n=3, seed=0, steps=3), dict(init=1, n=10, seed=7, steps=5),
 def packed_result():
     packer = PackedTrainer(trainer(), 4)
     state = packer.init_state([params(r["init"]) for r in RUNS])
-    state, histories = packer.train(state, [batches(examples(r["n"], 100 + i), r["seed"]) for i, r in enumerate(RUNS)],
+    state, histories, errors = packer.train(state, [batches(examples(r["n"], 100 + i), r["seed"]) for i, r in enumerate(RUNS)],
                                     [r["steps"] for r in RUNS], [r["seed"] for r in RUNS])
+    assert errors == [None] * len(RUNS)
     return packer, state, histories
 
 
@@ -111,3 +112,14 @@ def test_packed_greedy_decoding_equals_one_model_at_a_time(packed_result):
     assert out.shape == (4, 6, 8)
     for i in range(4):
         np.testing.assert_array_equal(out[i], trainer().predict(packer.member_params(state, i), enc[i], 8))
+
+
+def test_a_diverging_member_stops_alone(packed_result):
+    packer, _, histories = packed_result
+    broken = jax.tree.map(lambda x: np.full_like(x, np.nan), params(1))
+    state = packer.init_state([params(0), broken])
+    state, got, errors = packer.train(state, [batches(examples(3, 100), 0), batches(examples(3, 101), 1)],
+                                      [3, 3], [0, 1])
+    assert errors[0] is None and got[0] == histories[0]  # the healthy member is unaffected
+    assert errors[1].step == 1 and "loss is nan" in errors[1].reason and got[1] == []
+    assert int(state.step[1]) <= 2  # frozen once its divergence was read (metrics are read one step late)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 import time
 from collections.abc import Iterator, Mapping, Sequence
 
@@ -28,7 +27,7 @@ import numpy as np
 from flax import linen as nn
 from jax.sharding import NamedSharding, PartitionSpec
 
-from jaxlt.train.engine import NonFiniteLossError, Trainer
+from jaxlt.train.engine import NonFiniteLossError, Trainer, divergence_reason
 from jaxlt.train.state import TrainState
 
 log = logging.getLogger(__name__)
@@ -37,14 +36,6 @@ log = logging.getLogger(__name__)
 def _stacked(sharding: NamedSharding) -> NamedSharding:
     """The sharding of a stack of arrays that each have `sharding`: the member axis is not split."""
     return NamedSharding(sharding.mesh, PartitionSpec(None, *sharding.spec))
-
-
-def _not_finite(metrics: Mapping[str, float]) -> str:
-    bad = [f"{k} is {metrics[k]}" for k in ("loss", "objective", "grad_norm")
-           if k in metrics and not math.isfinite(metrics[k])]
-    if metrics.get("params_finite", 1.0) != 1.0:
-        bad.append("the updated parameters are not finite")
-    return ", ".join(bad)
 
 
 class PackedTrainer:
@@ -158,11 +149,13 @@ class PackedTrainer:
         return out
 
     def train(self, state: TrainState, batches: Sequence[Iterator[Mapping]], num_steps: Sequence[int],
-              seeds: Sequence[int]) -> tuple[TrainState, list[list[dict]]]:
+              seeds: Sequence[int]) -> tuple[TrainState, list[list[dict]], list[NonFiniteLossError | None]]:
         """Trains member i for `num_steps[i]` steps from its own iterator of host batches, with the
         dropout stream of `seeds[i]` (the stream `Trainer.train(..., seed=seeds[i])` uses), so each
-        member ends where its unpacked run ends. Returns (state, one step history per member).
-        A non-finite loss, gradient norm or parameters of any member raises NonFiniteLossError."""
+        member ends where its unpacked run ends. Returns (state, one step history per member, one
+        error per member): a member whose loss, gradient norm or parameters become non-finite
+        stops there (its error says at which step and why; its parameters are not to be used)
+        and the others go on."""
         n = len(batches)
         if not (len(num_steps) == len(seeds) == n) or not 1 <= n <= self.pack_size:
             raise ValueError(f"need 1 to {self.pack_size} runs with one step count and seed each; got "
@@ -173,27 +166,35 @@ class PackedTrainer:
         keys = np.zeros((self.pack_size, 2), np.uint32)
         for i, seed in enumerate(seeds):
             keys[i] = np.asarray(jax.random.key_data(jax.random.key(int(seed))))
-        keys, limits_dev = (jax.device_put(a, self.replicated) for a in (keys, limits))
+        keys = jax.device_put(keys, self.replicated)
+        limits_dev = {"limits": jax.device_put(limits, self.replicated)}
         starts = np.asarray(jax.device_get(state.step))
         if np.any(starts[:n] > limits[:n]):
             raise ValueError(f"step limits {list(limits[:n])} are before the states' steps {list(starts[:n])}")
         iterators = [iter(b) for b in batches]
         histories: list[list[dict]] = [[] for _ in range(n)]
+        errors: list[NonFiniteLossError | None] = [None] * n
 
         def finish(step: int, device_metrics) -> None:
             metrics = jax.device_get(device_metrics)
             for i in range(n):
-                if not metrics["active"][i]:
+                if not metrics["active"][i] or errors[i] is not None:
                     continue
                 record = {k: float(v[i]) for k, v in metrics.items() if k != "active"}
-                reason = _not_finite(record)
+                reason = divergence_reason(record)
                 if reason:
-                    raise NonFiniteLossError(f"packed run {i} diverged at its step {step}: {reason}; stopping. "
-                                             "Try a lower learning rate, fp32 compute, or check the data.")
+                    errors[i] = NonFiniteLossError(
+                        f"training diverged at step {step}: {reason}; stopping. Try a lower learning rate, "
+                        "fp32 compute, or check the data.", step=step, reason=reason)
+                    limits[i] = step  # no more updates or batches for this member
+                    limits_dev["limits"] = jax.device_put(limits, self.replicated)
+                    continue
                 histories[i].append({"step": step, **record})
 
         pending = None
         for step in range(int(starts[:n].min()) + 1, int(limits.max()) + 1):
+            if step > limits[:n].max():  # every member has stopped (diverged)
+                break
             member_batches = []
             for i in range(n):
                 if starts[i] < step <= limits[i]:
@@ -203,15 +204,20 @@ class PackedTrainer:
                         raise RuntimeError(f"run {i}'s data ran out at step {step} of {limits[i]}") from None
                 else:
                     member_batches.append(None)
-            state, device_metrics = self._step_compiled(state, self.device_batch(member_batches), keys, limits_dev)
+            state, device_metrics = self._step_compiled(state, self.device_batch(member_batches), keys,
+                                                        limits_dev["limits"])
             if pending is not None:  # read one step late: the host prepares the next batch meanwhile
                 finish(*pending)
             pending = (step, device_metrics)
         if pending is not None:
             finish(*pending)
-        return state, histories
+        return state, histories, errors
 
     # -- evaluation ----------------------------------------------------------------
+    @property
+    def num_compiled_decoders(self) -> int:
+        return len(self._decode_fns)
+
     def predict(self, params, encoder_input_tokens, max_decode_length: int) -> np.ndarray:
         """Greedy decoding of every member at once: member i decodes `encoder_input_tokens[i]`
         with its own parameters -> int32 [K, B, max_decode_length] (0 after EOS)."""
