@@ -51,7 +51,10 @@ def configure_logging(verbose: bool) -> None:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s",
                                                "%Y-%m-%d %H:%M:%S"))
         root.addHandler(handler)
-    root.setLevel(logging.INFO)
+    # jaxlt's own loggers at INFO; everything else (gin logs every file probe at INFO on the root
+    # logger) only from WARNING, and the known noisy libraries only from ERROR, unless verbose.
+    root.setLevel(logging.INFO if verbose else logging.WARNING)
+    logging.getLogger("jaxlt").setLevel(logging.INFO)
     level = logging.INFO if verbose else logging.ERROR
     for name in NOISY_LOGGERS:
         logging.getLogger(name).setLevel(level)

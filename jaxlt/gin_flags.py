@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import tokenize
 from collections.abc import Sequence
 
 GIN_ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "gin")
@@ -61,5 +62,10 @@ def parse_gin(gin_files: Sequence[str], bindings: Sequence[str], search_paths: s
         search_paths = [p for p in search_paths.split(",") if p]
     for path in [*search_paths, GIN_ROOT, os.getcwd()]:
         gin.add_config_file_search_path(path)
-    gin.parse_config_files_and_bindings(list(gin_files), list(bindings), finalize_config=finalize,
-                                        skip_unknown=skip_unknown)
+    try:
+        gin.parse_config_files_and_bindings(list(gin_files), list(bindings), finalize_config=finalize,
+                                            skip_unknown=skip_unknown)
+    except (ValueError, KeyError, SyntaxError, OSError, tokenize.TokenError) as e:  # a typo, unknown name, no file
+        from jaxlt.errors import ConfigError, one_line
+
+        raise ConfigError(f"gin: {one_line(e)}", hint="check the --gin_file and --gin.NAME=VALUE flags") from e

@@ -186,3 +186,25 @@ def test_export_rows_for_diverged_cells_take_the_task_metrics():
     assert set(df[df.cell_id != "h/b"].status) == {"ok"}
     with pytest.raises(ValueError, match="unknown status 'weird'"):
         records_to_tidy([{**ok, "status": "weird"}])
+
+
+@pytest.mark.slow
+def test_tiny_real_grid_with_learning_rate_1e30_finishes_with_diverged_records(tmp_path):
+    """The real Trainer executor: both source runs diverge at step 2 (Adam at 1e30 overflows the logits),
+    nothing is checkpointed past step 0, the command exits 0 and every cell is recorded as diverged."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    out = subprocess.run([sys.executable, "-m", "jaxlt.cli", "grid", "--gin_file=runs/grid_tiny.gin",
+                          f"--results_dir={tmp_path}", "--gin.OptimizerConfig.learning_rate=1e30",
+                          "--gin.grid_spec.targets=['en','sw']", "--no_progress"],
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "Traceback" not in out.stderr
+    recs = list(ResultsStore(str(tmp_path)).iter_records())
+    assert len(recs) == 2 * 2 + 3 * 2 and {r["status"] for r in recs} == {"diverged"}
+    assert {r["divergence"]["stage"] for r in recs} == {"source"}
+    assert {r["divergence"]["step"] for r in recs} == {2}
+    assert "0 cells done" in out.stderr and "10 diverged" in out.stderr
+    # no step of a diverged run was saved (the run checkpoints only at its end)
+    for source in ("en", "de"):
+        ckpt = tmp_path / "checkpoints" / "xnli" / source / "seed0"
+        assert not [p for p in ckpt.iterdir() if p.name.isdigit()] if ckpt.exists() else True

@@ -154,3 +154,17 @@ def test_a_joint_cell_trains_source_plus_target_from_the_pretrained_model(execut
     assert max(moved) > 0
     metrics, _, details = executor.evaluate(trained, "xnli", "sw")
     assert 0 <= metrics["accuracy"] <= 100 and details["examples"] == 16
+
+
+def test_a_source_run_at_an_absurd_learning_rate_diverges_and_saves_nothing(executor, tmp_path):
+    """The runner's retry path: train_source at another learning rate (its own Trainer) raises
+    DivergenceError at step 2 and leaves no checkpoint step behind; the usual Trainer is untouched."""
+    from jaxlt.errors import DivergenceError
+    from jaxlt.grid.cells import SourceRun
+
+    ckpt = tmp_path / "ckpt"
+    with pytest.raises(DivergenceError) as e:
+        executor.train_source(SourceRun("xnli", "de", 0), str(ckpt), learning_rate=1e30)
+    assert e.value.step == 2 and "not finite" in e.value.reason and e.value.last_good_step is None
+    assert not [p for p in ckpt.iterdir() if p.name.isdigit()]
+    assert executor._trainer_at(1e30) is not executor.trainer and executor._trainer_at(None) is executor.trainer

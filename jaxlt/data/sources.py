@@ -149,8 +149,13 @@ def _read_jsonl(path: str, validate: Callable[[dict], None]) -> list[dict]:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"missing data file: expected {path}")
     records = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
+    with open(path, "rb") as f:  # decoded line by line, so a non-UTF-8 byte is reported with its line
+        for lineno, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(f"{path}:{lineno}: not UTF-8 text ({e.reason} at byte {e.start} of the line); "
+                                "convert the file to UTF-8") from None
             if not line.strip():
                 continue
             try:

@@ -81,6 +81,14 @@ class TrainerCatalog:
     def __init__(self, settings: GridSettings):
         # The data directory is explicit (None: the hub, or a dataset's own data_dir).
         self.data_dir = resolve_data_dir(settings.data.data_dir) if settings.data.data_dir else None
+        self.settings = settings
+
+    def check(self, cells) -> None:
+        """Data files, n-shot pools, the pre-trained checkpoint and the vocabulary, without loading
+        a model: one UserError naming every problem (before the results directory is claimed)."""
+        from jaxlt.grid.preflight import check_trainer_inputs
+
+        check_trainer_inputs(self.settings, cells, self.data_dir)
 
     def available_languages(self, task: str):
         from jaxlt.data import sources

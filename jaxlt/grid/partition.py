@@ -11,6 +11,8 @@ import os
 from collections.abc import Sequence
 from typing import TypeVar
 
+from jaxlt.errors import WorkerError
+
 T = TypeVar("T")
 
 
@@ -27,8 +29,9 @@ def worker_from_env(worker_index: int | None = None, num_workers: int | None = N
         else:
             worker_index = 0
     if num_workers < 1 or not 0 <= worker_index < num_workers:
-        raise ValueError(f"worker index {worker_index} is not in [0, {num_workers}) "
-                         "(--worker_index/--num_workers or SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT)")
+        raise WorkerError(f"worker index {worker_index} is not in [0, {num_workers})",
+                          hint="give 0 <= --worker_index < --num_workers (or check SLURM_ARRAY_TASK_ID, "
+                               "SLURM_ARRAY_TASK_MIN and SLURM_ARRAY_TASK_COUNT)")
     return worker_index, num_workers
 
 

@@ -166,7 +166,9 @@ class GridRunner:
         return Plan(self.hash, cells, mine, todo, to_train, self.stage, self.worker_index, self.num_workers)
 
     def validate(self, plan: Plan) -> None:
-        """Everything that can fail before training: spec, results dir, source checkpoints."""
+        """Everything that can fail before training: spec, source checkpoints, and (through the
+        catalog's `check`) data files, n-shot pools, the pre-trained checkpoint and the vocabulary.
+        Runs before the results directory is claimed, and in --dry_run."""
         validate_spec(self.spec, self.catalog.available_languages)
         if self.stage == "fewshot" and plan.source_runs_to_train:
             missing = [f"{r.key} (expected {self.store.checkpoint_dir(r)})" for r in plan.source_runs_to_train]
@@ -180,6 +182,9 @@ class GridRunner:
                 raise MissingSourceCheckpointError(
                     f"source run {run.key} is marked finished in {self.store.source_marker_path(run)} but its "
                     f"checkpoint {self.store.checkpoint_dir(run)} is missing; delete the marker to retrain")
+        check = getattr(self.catalog, "check", None)
+        if check is not None:
+            check(plan.todo)
 
     def description(self) -> dict:
         # settings: what the hash covers (compared on every start); config: the whole resolved configuration.

@@ -17,7 +17,7 @@ import zlib
 import numpy as np
 
 from jaxlt import atomic
-from jaxlt.errors import DivergenceError
+from jaxlt.errors import DataError, DivergenceError
 from jaxlt.grid.cells import Cell, SourceRun
 from jaxlt.grid.executor_api import Timings
 from jaxlt.grid.settings import GridSettings
@@ -54,6 +54,13 @@ class ToyExecutor:
         if task not in TOY_TASKS:
             raise KeyError(f"no toy task {task!r}; toy tasks: {', '.join(TOY_TASKS)}")
         return TOY_TASKS[task]
+
+    def check(self, cells: list[Cell]) -> None:
+        """What the runner checks before claiming the results directory: n-shot pool sizes."""
+        too_big = sorted({(c.task, c.target, c.n) for c in cells if c.n > POOL_SIZE})
+        if too_big:
+            raise DataError(f"n-shot pool too small: {', '.join(f'{t}.{lang} n={n}' for t, lang, n in too_big)} "
+                            f"(the toy pools have {POOL_SIZE} examples)", hint="use smaller grid_spec.n_values")
 
     def prepare(self, cells: list[Cell]) -> None:
         pass

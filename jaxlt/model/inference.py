@@ -14,12 +14,12 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-from jaxlt import atomic
+from jaxlt import atomic, errors
 
 log = logging.getLogger(__name__)
 
 
-class InputError(ValueError):
+class InputError(errors.DataError):
     """A bad input record: names the file and line."""
 
 
@@ -28,8 +28,13 @@ def read_jsonl(path: str, required: tuple[str, ...]) -> list[dict]:
     if not os.path.isfile(path):
         raise InputError(f"no such input file: {path}")
     records = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
+    with open(path, "rb") as f:  # decoded line by line, so a non-UTF-8 byte is reported with its line
+        for lineno, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise InputError(f"{path}:{lineno}: not UTF-8 text ({e.reason} at byte {e.start} of the line); "
+                                 "convert the file to UTF-8") from None
             if not line.strip():
                 continue
             try:
