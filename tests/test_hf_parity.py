@@ -12,7 +12,9 @@ from jaxlt.model import decoding, hf_io, losses
 from jaxlt.model.network import Transformer
 from model_fixtures import make_hf_checkpoint, build_torch_model
 
-KINDS = ["mt5", "t5_v1_0"]
+# mt5: google/mt5-* (untied); t5_v1_0: tied + rescaled; mt5_tied: a transformers-5 default mT5
+# (tied, never rescaled); t5_tied_unscaled: transformers 5 T5Config(tie_word_embeddings=False).
+KINDS = ["mt5", "t5_v1_0", "mt5_tied", "t5_tied_unscaled"]
 EOS = 1
 
 
@@ -41,7 +43,10 @@ def pair(request, tmp_path_factory):
     torch_model = build_torch_model(request.param, seed=1)
     path = make_hf_checkpoint(tmp_path_factory.mktemp(request.param), request.param, model=torch_model)
     config, params = hf_io.load_hf_checkpoint(path)
-    assert config.tie_word_embeddings == (request.param == "t5_v1_0")
+    assert config.tie_word_embeddings == (request.param != "mt5")
+    # what transformers 5 computes from the same config.json
+    assert config.scale_decoder_outputs == bool(getattr(torch_model.config, "scale_decoder_outputs", False))
+    assert config.scale_decoder_outputs == (request.param == "t5_v1_0")
     params = jax.tree_util.tree_map(jnp.asarray, params)
     return request.param, torch_model, config, params
 
@@ -155,3 +160,55 @@ def test_greedy_decode_stops_at_eos(tmp_path):
         hits = np.flatnonzero(row == EOS)
         if hits.size:
             assert (row[hits[0] + 1:] == 0).all()
+
+
+# -- the real mT5 vocabulary and widths, and bf16 compute ------------------------------------
+REAL_SIZES = dict(vocab_size=250112, d_model=512, d_kv=64, d_ff=1024, num_layers=1, num_decoder_layers=1,
+                  num_heads=6, relative_attention_num_buckets=32, relative_attention_max_distance=128)
+
+
+@pytest.fixture(scope="module")
+def real_width():
+    """mT5-small widths and the 250,112-entry vocabulary (one layer per stack keeps it to ~2 GB):
+    torch logits and loss for a batch using ids up to the last one, and the jaxlt (config, params).
+    The torch model is dropped once its outputs are known. (Greedy decoding is compared with
+    `generate` on the tiny models above; the head's argmax is the same code at any vocabulary.)"""
+    model = build_torch_model("mt5", seed=6, fast_init=True, **REAL_SIZES)
+    enc, tgt = _batch(seed=13, vocab=REAL_SIZES["vocab_size"])
+    enc[0, 0] = tgt[1, 0] = REAL_SIZES["vocab_size"] - 1  # the last sentinel id is reachable
+    with torch.no_grad():
+        out, dec_in = _torch_forward(model, enc, tgt)
+        state = {k: v.numpy() for k, v in model.state_dict().items()}
+        config = hf_io.T5Config.from_hf_dict(model.config.to_dict(), tie_word_embeddings=False)
+        params = hf_io.state_dict_to_params(config, state)
+    del model, state
+    return dict(enc=enc, tgt=tgt, dec_in=dec_in, logits=out.logits.numpy(), loss=float(out.loss),
+                config=config, params=jax.tree_util.tree_map(jnp.asarray, params))
+
+
+def test_real_vocabulary_and_widths_match_transformers(real_width):
+    r = real_width
+    config = r["config"]
+    assert config.vocab_size == 250112 and not config.scale_decoder_outputs
+    logits = np.asarray(_forward(config, r["params"], r["enc"], r["dec_in"]))
+    scale = np.abs(r["logits"]).max()
+    assert np.abs(logits - r["logits"]).max() <= 1e-5 * scale * 10
+    loss, _ = losses.cross_entropy_loss(logits, jnp.asarray(r["tgt"]), None)
+    np.testing.assert_allclose(float(loss), r["loss"], rtol=1e-5)
+
+
+def test_bf16_compute_stays_close_to_float32_transformers(real_width):
+    """bf16 matmuls (8-bit mantissa: ~0.4% per rounding) against the float32 reference, at the real
+    widths and vocabulary: logits within a few % of their spread, the loss within 1%."""
+    r = real_width
+    config = r["config"].replace(dtype="bfloat16")
+    logits = np.asarray(_forward(config, r["params"], r["enc"], r["dec_in"]))
+    assert logits.dtype == np.float32  # the head's output is handed on in float32
+    ref = r["logits"]
+    err = np.abs(logits - ref)
+    spread = ref.std()
+    assert err.mean() <= 0.01 * spread and err.max() <= 0.1 * spread, (err.mean() / spread, err.max() / spread)
+    loss, _ = losses.cross_entropy_loss(logits, jnp.asarray(r["tgt"]), None)
+    np.testing.assert_allclose(float(loss), r["loss"], rtol=1e-2)
+    # and it is not float32 in disguise
+    assert err.max() > 1e-4 * spread

@@ -36,6 +36,10 @@ class T5Config:
     layer_norm_epsilon: float = 1e-6
     feed_forward_proj: str = "gated-gelu"
     tie_word_embeddings: bool = False
+    # Multiply the decoder output by d_model**-0.5 before the head (T5 v1.0 / Mesh TensorFlow;
+    # transformers 5's name). Independent of tying: transformers 5 ties mT5's head without it.
+    # None: the same as tie_word_embeddings (jaxlt configs written before this field existed).
+    scale_decoder_outputs: bool | None = None
     pad_token_id: int = 0
     eos_token_id: int = 1
     decoder_start_token_id: int = 0
@@ -50,6 +54,8 @@ class T5Config:
     def __post_init__(self):
         if self.num_decoder_layers is None:
             object.__setattr__(self, "num_decoder_layers", self.num_layers)
+        if self.scale_decoder_outputs is None:
+            object.__setattr__(self, "scale_decoder_outputs", bool(self.tie_word_embeddings))
         if self.feed_forward_proj not in FEED_FORWARD_PROJS:
             raise ValueError(f"feed_forward_proj={self.feed_forward_proj!r}; known: {', '.join(FEED_FORWARD_PROJS)}")
         for name in ("dtype", "param_dtype"):
@@ -89,7 +95,14 @@ class T5Config:
     # -- Hugging Face config.json ---------------------------------------------
     @classmethod
     def from_hf_dict(cls, d: dict[str, Any], **overrides) -> "T5Config":
-        """Builds a config from a Hugging Face `config.json` dict (unknown keys are ignored)."""
+        """Builds a config from a Hugging Face `config.json` dict (unknown keys are ignored).
+
+        The decoder-output rescale follows what transformers 5 computes from the same file:
+        `MT5ForConditionalGeneration` never rescales; `T5ForConditionalGeneration` rescales when
+        `scale_decoder_outputs` is true, or, in files without that key (transformers 4), unless
+        `tie_word_embeddings` is false. Whether the head is tied is left to the caller, who knows
+        the weights (transformers 5 writes `tie_word_embeddings: true` for every mT5).
+        """
         known = {f.name for f in dataclasses.fields(cls)}
         kwargs = {k: v for k, v in d.items() if k in known and k not in ("dtype",)}
         # HF aliases
@@ -106,15 +119,22 @@ class T5Config:
         if "tie_word_embeddings" not in d:
             # transformers' default: T5 v1.0 ties; mT5 / T5.1.1 checkpoints say False explicitly.
             kwargs["tie_word_embeddings"] = d.get("model_type", "t5") == "t5"
+        if d.get("model_type", "t5") == "mt5":
+            kwargs["scale_decoder_outputs"] = False
+        elif d.get("scale_decoder_outputs") is not None:
+            kwargs["scale_decoder_outputs"] = bool(d["scale_decoder_outputs"])
+        else:
+            kwargs["scale_decoder_outputs"] = d.get("tie_word_embeddings") is not False
         kwargs.update(overrides)
         return cls(**kwargs)
 
     def to_hf_dict(self) -> dict[str, Any]:
-        """A `config.json` dict that transformers reads as MT5Config (untied) or T5Config (tied)."""
+        """A `config.json` dict that transformers reads back as this model: T5 (with
+        `scale_decoder_outputs`) when the decoder output is rescaled, else mT5 (never rescaled)."""
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
              if f.name not in JAXLT_FIELDS}
-        d["model_type"] = "t5" if self.tie_word_embeddings else "mt5"
-        d["architectures"] = ["T5ForConditionalGeneration" if self.tie_word_embeddings
+        d["model_type"] = "t5" if self.scale_decoder_outputs else "mt5"
+        d["architectures"] = ["T5ForConditionalGeneration" if self.scale_decoder_outputs
                               else "MT5ForConditionalGeneration"]
         d["is_encoder_decoder"] = True
         d["dense_act_fn"] = self.activation

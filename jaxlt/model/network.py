@@ -141,9 +141,10 @@ class Transformer(nn.Module):
 
     def _logits(self, y):
         cfg = self.config
+        if cfg.scale_decoder_outputs:  # T5 v1.0 / mesh-tf; never mT5, tied or not
+            y = y * cfg.d_model ** -0.5
         if cfg.tie_word_embeddings:
-            # T5 v1.0 / mesh-tf: rescale before the tied head.
-            logits = self.token_embedder.attend((y * cfg.d_model ** -0.5).astype(cfg.compute_dtype))
+            logits = self.token_embedder.attend(y.astype(cfg.compute_dtype))
         else:
             logits = self.logits_dense(y)
         return constrain(logits.astype(jnp.float32), ("batch", "length", "vocab"))
