@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 
 import gin
 
+from jaxlt import atomic
 from jaxlt.data import datasets as datasets_table
 from jaxlt.data import formats
 
@@ -280,9 +281,6 @@ def export_to_dir(dataset: str, languages: Sequence[str], directory: str) -> lis
         for split in spec.splits:
             data = datasets.load_dataset(spec.hub_id, config, split=split)
             path = os.path.join(directory, spec.hub_id, config, f"{split}.jsonl")
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            tmp = f"{path}.tmp-{os.getpid()}"
-            data.to_json(tmp, lines=True, force_ascii=False)
-            os.replace(tmp, path)
+            atomic.write_with(path, lambda tmp, d=data: d.to_json(tmp, lines=True, force_ascii=False))
             written.append(path)
     return written

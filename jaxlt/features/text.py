@@ -22,16 +22,14 @@ import dataclasses
 import hashlib
 import itertools
 import json
-import os
 import pathlib
-import tempfile
 from typing import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from jaxlt import languages
+from jaxlt import atomic, languages
 
 NGRAM = 3
 
@@ -155,12 +153,9 @@ def read_text_source(path: str | pathlib.Path) -> dict[tuple[str, str], list[str
 def write_text_dir(directory: str | pathlib.Path, task: str, language: str, lines: Iterable[str]) -> pathlib.Path:
     """Write ``DIR/<task>/<lang>.txt`` atomically (for the accelerator stage's export)."""
     target = pathlib.Path(directory) / task / f"{languages.normalize(language)}.txt"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+    with atomic.atomic_path(str(target)) as tmp, open(tmp, "w", encoding="utf-8") as handle:
         for line in lines:
             handle.write(" ".join(str(line).split()) + "\n")
-    os.replace(tmp, target)
     return target
 
 
@@ -173,11 +168,8 @@ def _cached_stats(lines: list[str], cache_dir: pathlib.Path | None) -> LanguageT
         data = json.loads(cache.read_text(encoding="utf-8"))
         return LanguageText(collections.Counter(data["ngrams"]), data["types"], data["tokens"], data["sentences"])
     stats = text_stats(lines)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump({"ngrams": stats.ngrams, "types": stats.types, "tokens": stats.tokens, "sentences": stats.sentences}, handle)
-    os.replace(tmp, cache)
+    atomic.write_text(str(cache), json.dumps({"ngrams": stats.ngrams, "types": stats.types, "tokens": stats.tokens,
+                                              "sentences": stats.sentences}))
     return stats
 
 
