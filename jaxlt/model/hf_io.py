@@ -99,9 +99,15 @@ def _read_sharded(index_path: str, reader) -> dict[str, np.ndarray]:
     with open(index_path) as f:
         weight_map = json.load(f)["weight_map"]
     directory = os.path.dirname(index_path)
+    root = os.path.realpath(directory)
     out = {}
-    for shard in sorted(set(weight_map.values())):
+    for shard in sorted(set(map(str, weight_map.values()))):
         shard_path = os.path.join(directory, shard)
+        # A shard name is a file beside the index: "../x", an absolute path or a symlink leading out
+        # of the checkpoint directory is refused, never read.
+        if os.path.commonpath([root, os.path.realpath(shard_path)]) != root:
+            raise CheckpointError(f"{index_path} names shard {shard!r}, which is outside the checkpoint "
+                                  f"directory {directory}; refusing to read it")
         if not os.path.isfile(shard_path):
             raise CheckpointError(f"{index_path} names shard {shard}, which is missing")
         out.update(reader(shard_path))
