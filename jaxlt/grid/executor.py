@@ -356,12 +356,12 @@ class TrainerExecutor:
         t0 = time.perf_counter()
         array, _, _ = self.eval_set(task, target)
         bs, decode_length = self.settings.evaluation.batch_size, self.settings.decode_length
-        compiled = self.trainer.num_compiled_inference_functions()
+        compiled = self.trainer.num_compiled_inference_functions
         compile_s, tokens = 0.0, []
         for start in range(0, len(array), bs):
             t1 = time.perf_counter()
             tokens.append(self.trainer.predict(model, array[start:start + bs], decode_length))
-            if start == 0 and self.trainer.num_compiled_inference_functions() > compiled:
+            if start == 0 and self.trainer.num_compiled_inference_functions > compiled:
                 compile_s = time.perf_counter() - t1  # a new shape compiled (and ran one batch)
         scores, details = self.score_predictions(task, target, np.concatenate(tokens))
         dt = time.perf_counter() - t0

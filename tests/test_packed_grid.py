@@ -1,0 +1,95 @@
+"""Packed few-shot cells in the grid (grid_settings.pack_cells): the records of a packed
+few-shot stage equal the one-cell-at-a-time records (same metrics, same predictions)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+
+import pytest
+
+from jaxlt.grid.cells import Cell
+from jaxlt.grid.packing import bytes_per_member, default_pack_size, next_pack
+from jaxlt.grid.runner import GridRunner
+from jaxlt.grid.settings import GridSettings, config_hash
+from jaxlt.grid.spec import GridSpec
+from jaxlt.grid.store import ResultsStore
+
+TINY_DATA = os.path.join(os.path.dirname(__file__), "..", "jaxlt", "resources", "tiny_data")
+SPEC = GridSpec(tasks=["xnli"], sources=["de"], targets=["sw"], n_values=[4, 8], seeds=[0, 1],
+                strategy="sequential", model="mt5-tiny", zero_shot=False)
+SETTINGS = GridSettings(executor="trainer", pretrained="init:mt5_tiny", data_dir=os.path.abspath(TINY_DATA),
+                        source_size=-1, source_steps=10, fewshot_steps=5, learning_rate=1e-3, batch_size=8,
+                        input_length=64, target_length=8, eval_batch_size=16, max_decode_length=8)
+FAST = {"xla_backend_optimization_level": 0}
+
+
+def test_next_pack_groups_by_step_count_in_runner_order():
+    seq = [Cell("xnli", s, 0, "sw", n, "sequential", "random") for s in ("de", "en") for n in (4, 8)]
+    joint = Cell("xnli", "de", 0, "ru", 4, "joint", "random")
+    steps = lambda c: 5 if c.strategy == "sequential" else 10  # noqa: E731
+    pending = [seq[0], joint, *seq[1:]]
+    assert next_pack(seq[0], pending, 3, steps) == seq[:3]
+    assert next_pack(joint, pending, 3, steps) == [joint]
+    assert next_pack(seq[0], pending, 8, steps, can_pack=lambda c: c.source == "de") == seq[:2]
+
+
+def test_pack_cells_is_a_speed_setting():
+    assert config_hash(SETTINGS, "m") == config_hash(dataclasses.replace(SETTINGS, pack_cells=8), "m")
+    with pytest.raises(ValueError, match="pack_cells"):
+        GridSettings(pack_cells=-1)
+
+
+@pytest.fixture(scope="module")
+def trainer():
+    from jaxlt.grid.executor import load_pretrained
+    from jaxlt.train.engine import Trainer
+    from jaxlt.train.optimizer import make_optimizer
+
+    config = load_pretrained(SETTINGS)[0]
+    return Trainer(config, batch_size=SETTINGS.batch_size, feature_lengths={"inputs": 64, "targets": 8},
+                   optimizer=make_optimizer(learning_rate=SETTINGS.learning_rate), compiler_options=FAST)
+
+
+def records(root):
+    return {r["cell_id"].split("/", 1)[1]: r for r in ResultsStore(str(root)).iter_records()}
+
+
+def test_packed_fewshot_stage_reproduces_the_unpacked_records(tmp_path, trainer):
+    from jaxlt.grid.executor import TrainerExecutor
+
+    one = tmp_path / "one"
+    GridRunner(SPEC, SETTINGS, ResultsStore(str(one)), lambda: TrainerExecutor(SETTINGS, trainer=trainer),
+               progress=False).run()
+    expected = {k: r for k, r in records(one).items() if r["n"] > 0}
+    assert len(expected) == 4
+
+    packed_dir = tmp_path / "packed"
+    shutil.copytree(one, packed_dir)
+    store = ResultsStore(str(packed_dir))
+    for key, r in expected.items():
+        os.unlink(store.record_path(Cell(**{f: r[f] for f in ("task", "source", "seed", "target", "n",
+                                                               "strategy", "sampling")})))
+    # 3 per pack: the first pack holds cells of two source models (seeds 0 and 1); the second one
+    # cell and two empty slots
+    settings = dataclasses.replace(SETTINGS, pack_cells=3)
+    executor = TrainerExecutor(settings, trainer=trainer)
+    GridRunner(SPEC, settings, store, lambda: executor, progress=False, stage="fewshot").run()
+    got = {k: r for k, r in records(packed_dir).items() if r["n"] > 0}
+    assert sorted(got) == sorted(expected)
+    assert executor.packer.packed_trainer.pack_size == 3
+    for key in expected:
+        assert got[key]["metrics"] == expected[key]["metrics"], key
+        assert got[key]["eval_details"]["predictions_sha256"] == expected[key]["eval_details"]["predictions_sha256"]
+        assert got[key]["eval_details"]["packed_cells"] == (1 if key.endswith(".n8.seed1.sequential-random") else 3)
+        assert got[key]["timings"]["steps"] == SETTINGS.fewshot_steps
+
+
+def test_default_pack_size_from_memory(trainer):
+    import jax
+
+    params = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(trainer.abstract_params))
+    assert bytes_per_member(trainer) > 4 * params  # params, gradients, two Adam moments, activations
+    assert default_pack_size(trainer, num_cells=5) == 5  # the tiny model: memory is no limit
+    assert default_pack_size(trainer, num_cells=0) == 1
