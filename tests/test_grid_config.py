@@ -122,3 +122,27 @@ def test_per_task_steps_must_cover_every_task(capsys):
     code = grid_command.main([*TOY, "--dry_run", "--gin.grid_settings.source_steps={'other': 3}"])
     assert code == 2
     assert "source_steps has no steps for task 'toy_nli'" in capsys.readouterr().err
+
+
+def test_empty_evaluation_data_fails_before_any_training(tmp_path, capsys):
+    """An empty evaluation split is an error before training, never a score of 0."""
+    import shutil
+
+    from jaxlt.commands.tasks import TINY_DATA
+
+    data = tmp_path / "data"
+    shutil.copytree(TINY_DATA, data)
+    (data / "facebook" / "xnli" / "sw" / "test.jsonl").write_text("")
+    results = tmp_path / "r"
+    code = grid_command.main(["--gin_file", "runs/grid_tiny.gin", "--results_dir", str(results), "--no_progress",
+                              f"--gin.DataConfig.data_dir='{data}'"])
+    assert code == 2
+    assert "xnli.sw test: no records" in capsys.readouterr().err
+    assert not (results / "records").exists() and not (results / "checkpoints").exists()
+
+
+def test_tasks_command_refuses_a_missing_data_dir(tmp_path, capsys):
+    from jaxlt.commands import tasks as tasks_command
+
+    assert tasks_command.main(["--data_dir", str(tmp_path / "nope")]) == 2
+    assert "does not exist" in capsys.readouterr().err

@@ -132,7 +132,8 @@ def test_nested_nshot_prefix_equals_the_seqio_nshot_set(finished, executor):
     small = Cell("xnli", "de", 0, "sw", 4, "sequential", "random")
     executor._nshot_arrays(Cell("xnli", "de", 0, "sw", 8, "sequential", "random"))  # cache the n=8 set
     ours = executor._nshot_arrays(small)
-    name = mixtures.register_mixture("xnli", "de", "sw", 4, 0, "sequential", "random")
+    name = mixtures.register_mixture("xnli", "de", "sw", 4, 0, "sequential", "random", data_dir=executor.data_dir,
+                                     vocabulary=executor.spm_path)
     ds = seqio.get_mixture_or_task(name).get_dataset(executor.lengths, split="train", shuffle=False,
                                                       num_epochs=1, use_cached=False)
     rows = list(seqio.EncDecFeatureConverter(pack=False)(ds, executor.lengths).as_numpy_iterator())

@@ -1,7 +1,8 @@
 """seqio Mixtures for the transfer grid, registered on demand.
 
 `register_mixture(dataset, source, target, n, seed, strategy, sampling)` returns the name of the
-mixture to train on:
+mixture to train on (`data_dir` and `vocabulary`, a SentencePiece model, are explicit options;
+None: the configured ones):
 
 * `zero_shot`: the source subset alone (`source_size` examples, default per dataset);
 * `sequential`: the target n-shot set alone, for continued fine-tuning of the zero-shot model
@@ -20,7 +21,7 @@ import jaxlt.data.tf_cpu  # noqa: F401  (hides accelerators from TensorFlow befo
 import seqio
 
 from jaxlt.data import sampling, sources
-from jaxlt.data.tasks import register_examples_task
+from jaxlt.data.tasks import register_examples_task, vocabulary_suffix
 
 STRATEGIES = ("zero_shot", "sequential", "joint")
 _NUM_EXAMPLES: dict[str, int] = {}  # subset task name -> number of examples
@@ -35,19 +36,19 @@ def _only_train(examples: list[dict]):
 
 
 def source_task(dataset: str, lang: str, seed: int = 0, size: int | None = None, *,
-                data_dir: str | None = None) -> str:
+                data_dir: str | None = None, vocabulary: str | None = None) -> str:
     """Registers the seeded source subset of `size` train examples (default per dataset, capped
     at the split size; see `sampling.source_examples`)."""
     lang = sources.check_language(dataset, lang, data_dir)
     examples = sampling.source_examples(dataset, lang, seed, size, data_dir=data_dir)
-    name = f"{dataset}.{lang}.source{len(examples)}.seed{seed}"
+    name = f"{dataset}.{lang}.source{len(examples)}.seed{seed}{vocabulary_suffix(vocabulary)}"
     _NUM_EXAMPLES[name] = len(examples)
-    return register_examples_task(name, dataset, _only_train(examples), ["train"])
+    return register_examples_task(name, dataset, _only_train(examples), ["train"], vocabulary)
 
 
 def nshot_task(dataset: str, lang: str, n: int, seed: int = 0, sampling_: str = "random", *,
                min_length: int | None = None, max_length: int | None = None,
-               data_dir: str | None = None) -> str:
+               data_dir: str | None = None, vocabulary: str | None = None) -> str:
     """Registers the nested n-shot set of the target language (see `jaxlt.data.sampling`)."""
     lang = sources.check_language(dataset, lang, data_dir)
     if n <= 0:
@@ -59,8 +60,8 @@ def nshot_task(dataset: str, lang: str, n: int, seed: int = 0, sampling_: str = 
     # seqio task names allow only [\w.:#]
     bounds = "" if min_length is None and max_length is None else \
         f".len{min_length or 0}_{'inf' if max_length is None else max_length}"
-    name = f"{dataset}.{lang}.{n}shot.{sampling_}.seed{seed}{bounds}"
-    return register_examples_task(name, dataset, _only_train(examples), ["train"])
+    name = f"{dataset}.{lang}.{n}shot.{sampling_}.seed{seed}{bounds}{vocabulary_suffix(vocabulary)}"
+    return register_examples_task(name, dataset, _only_train(examples), ["train"], vocabulary)
 
 
 def _add_mixture(name: str, tasks_and_rates: list[tuple[str, float]]) -> str:
@@ -73,7 +74,7 @@ def register_mixture(dataset: str, source: str, target: str, n: int = 0, seed: i
                      strategy: str = "zero_shot", sampling: str = "random", *,
                      source_size: int | None = None, target_rate: float | None = None,
                      min_length: int | None = None, max_length: int | None = None,
-                     data_dir: str | None = None) -> str:
+                     data_dir: str | None = None, vocabulary: str | None = None) -> str:
     """Registers (once) and returns the training mixture for one grid cell (module docstring).
 
     `n`, `sampling`, `min_length`, `max_length` select the target set (sequential, joint);
@@ -86,15 +87,15 @@ def register_mixture(dataset: str, source: str, target: str, n: int = 0, seed: i
     if strategy == "zero_shot":
         if n:
             raise ValueError(f"zero_shot uses no target examples, got n={n}")
-        task = source_task(dataset, source, seed, source_size, data_dir=data_dir)
+        task = source_task(dataset, source, seed, source_size, data_dir=data_dir, vocabulary=vocabulary)
         return _add_mixture(f"{task}.zero_shot", [(task, 1.0)])
     if n <= 0:
         raise ValueError(f"strategy {strategy!r} needs n > 0 target examples, got n={n}")
     target_task = nshot_task(dataset, target, n, seed, sampling, min_length=min_length,
-                             max_length=max_length, data_dir=data_dir)
+                             max_length=max_length, data_dir=data_dir, vocabulary=vocabulary)
     if strategy == "sequential":
         return _add_mixture(f"{target_task}.sequential", [(target_task, 1.0)])
-    src_task = source_task(dataset, source, seed, source_size, data_dir=data_dir)
+    src_task = source_task(dataset, source, seed, source_size, data_dir=data_dir, vocabulary=vocabulary)
     num_source = _NUM_EXAMPLES[src_task]
     if target_rate is None:
         rates = [(src_task, float(num_source)), (target_task, float(n))]
@@ -111,8 +112,8 @@ def training_phases(dataset: str, source: str, target: str, n: int = 0, seed: in
                     strategy: str = "zero_shot", sampling: str = "random", **options) -> list[str]:
     """Mixtures to train on, in order: [source] for zero_shot, [source, target n-shot] for
     sequential, [source + target] for joint. `options` as `register_mixture`."""
-    target_options = {k: v for k, v in options.items() if k in ("min_length", "max_length", "data_dir")}
-    source_options = {k: v for k, v in options.items() if k in ("source_size", "data_dir")}
+    target_options = {k: v for k, v in options.items() if k in ("min_length", "max_length", "data_dir", "vocabulary")}
+    source_options = {k: v for k, v in options.items() if k in ("source_size", "data_dir", "vocabulary")}
     if strategy == "sequential":
         return [register_mixture(dataset, source, target, 0, seed, "zero_shot", **source_options),
                 register_mixture(dataset, source, target, n, seed, "sequential", sampling,

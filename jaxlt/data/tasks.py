@@ -12,6 +12,7 @@ test vocabulary. Point it at the model's `spiece.model` before training a real m
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -156,9 +157,7 @@ def _shuffled(examples: Sequence[dict], shuffle: bool, seed: int | None) -> tf.d
 _TASK_DATA_DIRS: dict[str, str] = {}  # task name -> the data directory it was registered over
 
 
-def _dataset_fn(dataset: str, lang: str):
-    name = f"{dataset}.{lang}"
-
+def _dataset_fn(dataset: str, lang: str, name: str):
     def dataset_fn(split: str, shuffle_files: bool = False, seed: int | None = None):
         return _shuffled(load_examples(dataset, lang, split, _TASK_DATA_DIRS.get(name)), shuffle_files, seed)
     return dataset_fn
@@ -177,38 +176,53 @@ def task_name(dataset: str, lang: str) -> str:
     return f"{dataset}.{sources.check_language(dataset, lang)}"
 
 
+def vocabulary_suffix(vocabulary: str | None) -> str:
+    """"" for the configured vocabulary; else a short tag of the SentencePiece path, so tasks over
+    different vocabularies have different names."""
+    if vocabulary is None:
+        return ""
+    return ".spm" + hashlib.sha256(os.fspath(vocabulary).encode()).hexdigest()[:8]
+
+
+def _features(vocabulary: str | None) -> dict[str, seqio.Feature]:
+    return output_features(None if vocabulary is None else get_vocabulary(os.fspath(vocabulary)))
+
+
 def register_examples_task(name: str, dataset: str, examples_by_split: Callable[[str], Sequence[dict]],
-                           splits: Sequence[str]) -> str:
-    """Registers (once) a task over in-memory examples with `dataset`'s format and metrics."""
+                           splits: Sequence[str], vocabulary: str | None = None) -> str:
+    """Registers (once) a task over in-memory examples with `dataset`'s format and metrics.
+    `vocabulary`: a SentencePiece model (None: the configured one); the caller names the task."""
     if name in seqio.TaskRegistry.names():
         return name
 
     def dataset_fn(split: str, shuffle_files: bool = False, seed: int | None = None):
         return _shuffled(examples_by_split(split), shuffle_files, seed)
 
-    _add_task(name, dataset, seqio.FunctionDataSource(dataset_fn, splits=list(splits)))
+    _add_task(name, dataset, seqio.FunctionDataSource(dataset_fn, splits=list(splits)), vocabulary)
     return name
 
 
-def _add_task(name: str, dataset: str, source: seqio.DataSource) -> None:
+def _add_task(name: str, dataset: str, source: seqio.DataSource, vocabulary: str | None = None) -> None:
     seqio.TaskRegistry.add(
         name,
         source=source,
         preprocessors=[seqio.preprocessors.tokenize, seqio.CacheDatasetPlaceholder(),
                        seqio.preprocessors.append_eos_after_trim],
-        output_features=output_features(),
+        output_features=_features(vocabulary),
         postprocess_fn=postprocessor(dataset),
         metric_fns=[sources.get_spec(dataset).metric],
     )
 
 
-def register_task(dataset: str, lang: str, data_dir: str | None = None) -> str:
+def register_task(dataset: str, lang: str, data_dir: str | None = None, vocabulary: str | None = None) -> str:
     """Registers `"{dataset}.{lang}"` (idempotent) and returns its name.
 
     `data_dir` (None: the configured one, `sources.get_data_dir`, read when the data is) is kept
-    with the task: asking for the same task over another directory later is an error."""
+    with the task: asking for the same task over another directory later is an error.
+    `vocabulary` (a SentencePiece model; None: the configured one) registers the task over that
+    vocabulary, named `"{dataset}.{lang}.spm<tag>"` (`vocabulary_suffix`)."""
     lang = sources.check_language(dataset, lang, data_dir)
-    name = f"{dataset}.{lang}"
+    name = f"{dataset}.{lang}{vocabulary_suffix(vocabulary)}"
     if data_dir is not None:
         if _TASK_DATA_DIRS.get(name, data_dir) != data_dir:
             raise ValueError(f"task {name} reads data directory {_TASK_DATA_DIRS[name]}, not {data_dir}; "
@@ -216,8 +230,8 @@ def register_task(dataset: str, lang: str, data_dir: str | None = None) -> str:
         _TASK_DATA_DIRS[name] = data_dir
     if name not in seqio.TaskRegistry.names():
         spec = sources.get_spec(dataset)
-        _add_task(name, dataset, seqio.FunctionDataSource(_dataset_fn(dataset, lang),
-                                                          splits=list(spec.splits)))
+        _add_task(name, dataset, seqio.FunctionDataSource(_dataset_fn(dataset, lang, name),
+                                                          splits=list(spec.splits)), vocabulary)
     return name
 
 

@@ -109,7 +109,7 @@ class TrainerCatalog:
 class TrainerExecutor:
     def __init__(self, settings: GridSettings, *, trainer=None, progress: bool = False):
         """Loads the pre-trained model once and builds the one Trainer (`trainer` to share one)."""
-        from jaxlt.data import tasks
+        from jaxlt.data.vocabulary import get_vocabulary
         from jaxlt.partitioning import PartitioningConfig
         from jaxlt.train.engine import Trainer
 
@@ -117,8 +117,7 @@ class TrainerExecutor:
         self.catalog = TrainerCatalog(settings)
         self.data_dir = self.catalog.data_dir
         self.config, params, self.spm_path = load_pretrained(settings)
-        tasks.set_vocabulary(self.spm_path)
-        self.vocabulary = tasks.VOCABULARY.delegate
+        self.vocabulary = get_vocabulary(self.spm_path)  # explicit: every task below is registered over it
         self.lengths = settings.data.lengths
         if trainer is None:
             hardware = PartitioningConfig()  # gin/hardware/*.gin, or all devices data-parallel
@@ -160,7 +159,7 @@ class TrainerExecutor:
         return mixtures.register_mixture(
             cell.task, cell.source, cell.target, cell.n, cell.seed, cell.strategy,
             cell.sampling or "random", source_size=self._source_size(cell.task, cell.source),
-            data_dir=self.data_dir)
+            data_dir=self.data_dir, vocabulary=self.spm_path)
 
     def _batches(self, mixture: str, seed: int):
         """Endless shuffled batches of a seqio mixture, as EncDecFeatureConverter lays them out."""
@@ -267,7 +266,8 @@ class TrainerExecutor:
         if cached is None or len(next(iter(cached.values()))) < cell.n:
             n_max = max(cell.n, self._largest_n.get(key, 0))
             name = mixtures.register_mixture(cell.task, cell.source, cell.target, n_max, cell.seed,
-                                             "sequential", cell.sampling, data_dir=self.data_dir)
+                                             "sequential", cell.sampling, data_dir=self.data_dir,
+                                             vocabulary=self.spm_path)
             ds = seqio.get_mixture_or_task(name).get_dataset(self.lengths, split="train", shuffle=False,
                                                               num_epochs=1, use_cached=False)
             rows = list(seqio.EncDecFeatureConverter(pack=False)(ds, self.lengths).as_numpy_iterator())
@@ -325,7 +325,7 @@ class TrainerExecutor:
             examples = list(load_examples(task, target, split, self.data_dir))
             if self.settings.evaluation.max_examples:
                 examples = examples[:self.settings.evaluation.max_examples]
-            ds = seqio.get_mixture_or_task(register_task(task, target, data_dir=self.data_dir)).get_dataset(
+            ds = seqio.get_mixture_or_task(register_task(task, target, data_dir=self.data_dir, vocabulary=self.spm_path)).get_dataset(
                 self.lengths, split=split, shuffle=False, num_epochs=1, use_cached=False)
             inputs = [ex["inputs"] for _, ex in zip(range(len(examples)), ds.as_numpy_iterator())]
             if len(inputs) != len(examples):
