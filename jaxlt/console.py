@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -35,12 +36,33 @@ def quiet_environment(verbose: bool) -> None:
     """Silences TensorFlow, CUDA, TPU, absl, JAX-platform and gin start-up noise unless `verbose`.
     Values the user set explicitly are kept."""
     if verbose:
+        os.environ["JAXLT_VERBOSE"] = "1"
         return
     for key, value in QUIET_ENV.items():
         os.environ.setdefault(key, value)
     warnings.filterwarnings("ignore", message=r".*(An NVIDIA GPU may be present|TPU|cuInit|CUDA).*")
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", category=FutureWarning)
+
+
+@contextlib.contextmanager
+def native_stderr_silenced():
+    """Sends file descriptor 2 to /dev/null for the duration (unless JAXLT_VERBOSE is set): C++
+    start-up messages (TensorFlow's "Could not find cuda drivers", absl's InitializeLog warning)
+    bypass Python's logging and ignore TF_CPP_MIN_LOG_LEVEL. Python exceptions still propagate."""
+    if os.environ.get("JAXLT_VERBOSE", "") not in ("", "0"):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def configure_logging(verbose: bool) -> None:

@@ -16,13 +16,18 @@ def hide_accelerators_from_tensorflow() -> None:
     if _done:
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
+    from jaxlt.console import native_stderr_silenced
 
-    for kind in ("GPU", "TPU"):
-        try:
-            tf.config.set_visible_devices([], kind)
-        except (RuntimeError, ValueError):  # no such device type, or TF already initialised
-            pass
+    # TensorFlow's C++ start-up lines (CUDA probing, "failed call to cuInit" on a CPU machine)
+    # ignore the log level: silenced unless --verbose.
+    with native_stderr_silenced():
+        import tensorflow as tf
+
+        for kind in ("GPU", "TPU"):
+            try:
+                tf.config.set_visible_devices([], kind)
+            except (RuntimeError, ValueError):  # no such device type, or TF already initialised
+                pass
     _done = True
 
 

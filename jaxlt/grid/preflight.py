@@ -10,6 +10,7 @@ and that the vocabulary loads. All problems are collected and raised together as
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 
@@ -121,7 +122,13 @@ def check_data(settings, cells, data_dir: str | None) -> list[str]:
 
 def check_trainer_inputs(settings, cells, data_dir: str | None) -> None:
     """Raises one UserError listing every problem (data first, then the checkpoint and vocabulary)."""
-    data = check_data(settings, cells, data_dir) if cells else []
+    data_log = logging.getLogger("jaxlt.data")  # one line per file read would drown the run's own lines
+    level = data_log.level
+    data_log.setLevel(max(level, logging.WARNING))
+    try:
+        data = check_data(settings, cells, data_dir) if cells else []
+    finally:
+        data_log.setLevel(level)
     model = settings.model if hasattr(settings, "model") and not isinstance(settings.model, str) else None
     pretrained = model.pretrained if model is not None else settings.pretrained
     vocabulary = model.vocabulary if model is not None else settings.vocabulary
