@@ -10,7 +10,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 from model_fixtures import build_torch_model, make_hf_checkpoint  # noqa: E402
 
-from jaxlt.grid.model_features import FeatureSettings, exact_match_rate  # noqa: E402
+from jaxlt.grid.model_features import FeatureSettings, exact_match_rate, span_matches  # noqa: E402
 
 TINY_DATA = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "jaxlt", "resources", "tiny_data"))
 SETTINGS = FeatureSettings(num_sentences=12, batch_size=8, input_length=96, target_length=48, seed=0)
@@ -25,6 +25,21 @@ def test_exact_match_rate_hand_worked():
                       [945, 9, 944, 4, 1, 0]])  # one span token wrong
     assert exact_match_rate(preds, targets, eos) == pytest.approx(2 / 3)
     assert exact_match_rate(preds[:1], targets[1:2], eos) == 0.0
+
+
+def test_span_matches_hand_worked():
+    eos, v = 1, 946
+    # chunk [5 6 7 8 9 10 11 12], noise at 7 8 and 11 -> targets: v-1 7 8 v-2 11 v-3 EOS
+    targets = np.array([v - 1, 7, 8, v - 2, 11, v - 3, eos, 0])
+    noise = np.array([0, 1, 1, 0, 1, 0, 0, 0], bool)
+    assert span_matches(np.array([v - 1, 7, 8, v - 2, 11, v - 3, eos, 0]), targets, noise, eos) == (2, 2)
+    assert span_matches(np.array([v - 1, 7, 8, v - 2, 12, eos, 0, 0]), targets, noise, eos) == (1, 2)
+    assert span_matches(np.array([v - 1, 7, v - 2, 11, eos, 0, 0, 0]), targets, noise, eos) == (1, 2)
+    assert span_matches(np.array([v - 2, 11, v - 1, 7, 8, eos, 0, 0]), targets, noise, eos) == (2, 2)  # by sentinel
+    assert span_matches(np.array([7, 8, 11, eos, 0, 0, 0, 0]), targets, noise, eos) == (0, 2)  # no sentinels
+    assert span_matches(np.array([v - 1, 7, 8, eos, v - 2, 11, 0, 0]), targets, noise, eos) == (1, 2)  # after EOS
+    with pytest.raises(ValueError, match="target_length 10 is shorter than the 22 target tokens"):
+        FeatureSettings(input_length=96, target_length=10)
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +103,20 @@ def test_centroids_and_emb_match_transformers(computed):
     assert ours.set_index(["source", "target"]).loc[("en", "sw"), "value"] == pytest.approx(cos, rel=1e-4)
 
 
+def _spans(tokens, sentinels, eos=1):
+    """sentinel -> the tokens after it, up to the next sentinel or EOS (independent of jaxlt's parser)."""
+    out, current = {}, None
+    for t in tokens:
+        if t == eos:
+            break
+        if t in sentinels:
+            current = t
+            out.setdefault(t, [])
+        elif current is not None:
+            out[current].append(t)
+    return out
+
+
 def test_lm_features_match_transformers(computed):
     import torch
 
@@ -100,21 +129,32 @@ def test_lm_features_match_transformers(computed):
     try:
         config, params, spm_path = load_model(ckpt)
         mf = ModelFeatures(config, params, spm_path, SETTINGS)
-        inputs, targets, excluded = mf.span_examples("xnli", "sw")  # the data engineer's span corruption
+        examples, counts = mf.span_examples("xnli", "sw")
     finally:
         sources.set_data_dir(None)
-    assert len(inputs) == SETTINGS.num_sentences
-    lls, hits = [], []
-    for inp, tgt in zip(inputs, targets):
+    assert 0 < len(examples) <= SETTINGS.num_sentences and counts["chunks"] == len(examples)
+    # full chunks of the pre-training length, concatenated across texts
+    assert all(ex["chunk_tokens"] == SETTINGS.chunk_tokens for ex in examples) and counts["texts"] > len(examples)
+    lls, full_lls, hits, spans = [], [], 0, 0
+    for ex in examples:
+        inp, tgt, noise = ex["inputs"].tolist(), ex["targets"].tolist(), ex["targets_noise"]
         with torch.no_grad():
             x, y = torch.tensor([inp]), torch.tensor([tgt])
             logits = torch_model(input_ids=x, labels=y).logits
-            lls.append(float(torch.log_softmax(logits, -1)[0, torch.arange(len(tgt)), y[0]].sum()))
-            gen = torch_model.generate(x, max_new_tokens=SETTINGS.target_length, do_sample=False, num_beams=1)
-            hits.append(gen[0, 1:1 + len(tgt)].tolist() == tgt)  # generate starts with decoder_start (0)
+            token_ll = torch.log_softmax(logits, -1)[0, torch.arange(len(tgt)), y[0]].numpy()
+            lls.append(float(token_ll[noise].sum()))  # masked tokens only
+            full_lls.append(float(token_ll.sum()))
+            gen = torch_model.generate(x, max_new_tokens=SETTINGS.target_length, do_sample=False,
+                                       num_beams=1)[0, 1:].tolist()  # generate starts with decoder_start (0)
+        sentinels = {t for t, m in zip(tgt, noise) if not m} - {1}
+        gold = {k: v for k, v in _spans(tgt, sentinels).items() if v}
+        pred = _spans(gen, sentinels)
+        hits += sum(pred.get(k) == v for k, v in gold.items())
+        spans += len(gold)
     got = table.set_index(["language", "feature"])["value"]
     assert got[("sw", "LM_L")] == pytest.approx(np.mean(lls), rel=1e-4)
-    assert got[("sw", "LM_EM")] == pytest.approx(np.mean(hits))
+    assert np.mean(lls) != pytest.approx(np.mean(full_lls), rel=1e-2)  # sentinels and EOS are left out
+    assert got[("sw", "LM_EM")] == pytest.approx(hits / spans)
     # the table follows the language-features contract the analysis stage reads
     from jaxlt.features.model_features import read_language_features
 

@@ -1,8 +1,8 @@
 """Reading the model-derived features the grid writes (EMB, LM_L, LM_EM).
 
 Language-features table (DESIGN.md): one row per ``model, task, language, feature, value``
-(csv / parquet / jsonl), e.g. feature ``LM_L`` (mean span log-likelihood) and ``LM_EM``
-(span exact match). EMB is pairwise: either rows of a pair table
+(csv / parquet / jsonl), e.g. feature ``LM_L`` (mean over span-corrupted chunks of the summed
+log-likelihood of the masked tokens) and ``LM_EM`` (per-span exact match, 0-1). EMB is pairwise: either rows of a pair table
 ``task, source, target, feature=EMB, value`` (with or without ``model``), or centroid
 vectors in an ``.npz`` whose keys are ``"{model}/{task}/{language}"``, from which
 EMB(T,S) = cos(centroid_S, centroid_T) is derived here.

@@ -3,11 +3,19 @@
 Per (task, language), from the task's training text:
 * EMB centroid: mean over a sample of sentences of the mean-pooled (non-pad) final
   encoder hidden states; EMB(S, T) = cosine of the two centroids.
-* LM_L: mean over span-corrupted sentences of the log-likelihood of the targets
-  (natural log, summed over the target tokens), using the span-corruption task
-  `span_corruption.{task}.{lang}` of `jaxlt.data.span_corruption` (mT5's procedure).
-* LM_EM: the fraction (0-1) of those sentences whose greedy-decoded span
-  prediction equals the target exactly.
+* LM_L and LM_EM on span-corrupted text as mT5 pre-training makes it
+  (`jaxlt.data.span_corruption.corrupted_examples`): the language's training texts, in a
+  seeded order, concatenated and cut into chunks of the pre-training length (input_length
+  1024 -> 1137 raw tokens -> 229 target tokens), each chunk corrupted (noise density 0.15,
+  mean span 3, sentinels counting down from the last vocabulary id). The short last chunk
+  is dropped when there are full ones, so every scored chunk masks the same number of tokens.
+* LM_L (the paper's formula): mean over chunks of the log-likelihood (natural log) of the
+  masked tokens only, summed over them (sentinels and EOS excluded), teacher-forced.
+* LM_EM: per-span exact match (0-1): the greedy-decoded targets are split at the sentinels;
+  a span counts when the tokens after its sentinel equal the masked tokens exactly; the rate
+  is over all masked spans of the chunks. (The paper's formula sums these indicators over
+  spans and divides by the number of sequences, which for multi-span chunks is not a rate;
+  with one span per sentence the two agree.)
 
 Output directory (the language-features contract of DESIGN.md):
     language_features.csv/.parquet   model, task, language, feature (LM_L, LM_EM), value, sentences
@@ -20,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import itertools
 import json
 import logging
@@ -36,11 +45,28 @@ LANGUAGE_FEATURES = ("LM_L", "LM_EM")
 
 @dataclasses.dataclass(frozen=True)
 class FeatureSettings:
-    num_sentences: int = 256  # per (task, language), for each feature
+    num_sentences: int = 256  # per (task, language): EMB sentences; LM_L / LM_EM span-corrupted chunks
     batch_size: int = 32
-    input_length: int = 128  # longer span-corrupted examples are excluded (counted), not truncated
-    target_length: int = 64
+    # mT5's pre-training input length: a chunk of random_spans_helper(input_length) raw tokens
+    # corrupts to exactly input_length input tokens (1024 -> 1137 raw, 229 target tokens).
+    # Also the EMB truncation length.
+    input_length: int = 1024
+    target_length: int = 229  # at least the corrupted chunk's target length
     seed: int = 0
+
+    def __post_init__(self):
+        from jaxlt.data.span_corruption import random_spans_helper
+
+        need = random_spans_helper(self.input_length)[1]
+        if self.target_length < need:
+            raise ValueError(f"target_length {self.target_length} is shorter than the {need} target tokens of a "
+                             f"span-corrupted chunk at input_length {self.input_length}")
+
+    @property
+    def chunk_tokens(self) -> int:
+        from jaxlt.data.span_corruption import random_spans_helper
+
+        return random_spans_helper(self.input_length)[0]
 
 
 def sample_texts(task: str, lang: str, n: int, seed: int) -> tuple[list[str], int]:
@@ -63,6 +89,41 @@ def exact_match_rate(predictions: np.ndarray, targets: np.ndarray, eos_id: int =
         tgt = tgt[:tgt.index(eos_id) + 1] if eos_id in tgt else [t for t in tgt if t]
         hits.append(pred[:len(tgt)] == tgt)
     return float(np.mean(hits)) if hits else float("nan")
+
+
+def _until_eos(row, eos_id: int) -> list:
+    row = list(row)
+    return row[:row.index(eos_id)] if eos_id in row else [t for t in row if t]
+
+
+def span_matches(prediction, targets, targets_noise, eos_id: int = 1) -> tuple[int, int]:
+    """(spans predicted exactly, masked spans) for one span-corrupted example.
+
+    The gold spans are the runs of masked tokens (`targets_noise`), each after its sentinel. The
+    prediction is split at the same sentinel ids (any other id is an ordinary token); a span
+    counts when the tokens following its sentinel, up to the next sentinel or EOS, equal it.
+    """
+    gold: dict[int, list] = {}
+    sentinel = None
+    for token, noise in zip(np.asarray(targets).tolist(), np.asarray(targets_noise).tolist()):
+        if token == eos_id and not noise:
+            break
+        if noise:
+            gold[sentinel].append(token)
+        else:
+            sentinel = token
+            gold[sentinel] = []
+    gold = {k: v for k, v in gold.items() if v}
+    sentinels = set(np.asarray(targets)[~np.asarray(targets_noise, bool)].tolist()) - {eos_id}
+    predicted: dict[int, list] = {}
+    current = None
+    for token in _until_eos(np.asarray(prediction).tolist(), eos_id):
+        if token in sentinels:
+            current = token
+            predicted.setdefault(current, [])
+        elif current is not None:  # a sentinel predicted twice gathers both runs: not a match
+            predicted[current].append(token)
+    return sum(predicted.get(k) == v for k, v in gold.items()), len(gold)
 
 
 def _pad(rows: list, length: int) -> np.ndarray:
@@ -101,6 +162,10 @@ class ModelFeatures:
             return (hidden * mask).sum(1) / jax.numpy.maximum(mask.sum(1), 1.0)
 
         self._pooled = jax.jit(pooled, in_shardings=(trainer.param_shardings, trainer.batch_sharding))
+        from jaxlt.model.decoding import sequence_log_likelihood
+
+        self._masked_ll = jax.jit(functools.partial(sequence_log_likelihood, config),
+                                  in_shardings=(trainer.param_shardings,) + (trainer.batch_sharding,) * 3)
         self._rules = trainer.rules
         self._nn = nn
 
@@ -130,41 +195,50 @@ class ModelFeatures:
                 count += n
         return sums / count, truncated
 
-    def span_examples(self, task: str, lang: str) -> tuple[list, list, int]:
-        """The first num_sentences span-corrupted training examples that fit the lengths; excluded count."""
-        import seqio
+    def span_examples(self, task: str, lang: str) -> tuple[list[dict], dict]:
+        """The first num_sentences full span-corrupted chunks of the language's training text (module
+        docstring) and counts: texts used, chunks, partial chunks dropped."""
+        from jaxlt.data import sources
+        from jaxlt.data.span_corruption import corrupted_examples, record_text
 
-        from jaxlt.data.span_corruption import register_span_corruption_task
-
-        name = register_span_corruption_task(task, lang)
-        ds = seqio.get_mixture_or_task(name).get_dataset(None, split="train", shuffle=True,
-                                                          seed=self.settings.seed, num_epochs=1, use_cached=False)
-        inputs, targets, excluded = [], [], 0
-        for ex in ds.as_numpy_iterator():
-            if len(ex["inputs"]) > self.settings.input_length or len(ex["targets"]) > self.settings.target_length:
-                excluded += 1
-                continue
-            inputs.append(ex["inputs"].tolist())
-            targets.append(ex["targets"].tolist())
-            if len(inputs) == self.settings.num_sentences:
+        st = self.settings
+        chunk = st.chunk_tokens
+        texts = [record_text(task, r) for r in sources.load_records(task, lang, "train")]
+        texts = [t for t in texts if t.strip()]
+        order = np.random.default_rng(st.seed).permutation(len(texts))
+        # Only as many texts as the chunks need (XNLI has 392k): tokens are counted on the way.
+        needed, total, chosen = st.num_sentences * chunk, 0, []
+        for i in order:
+            chosen.append(texts[i])
+            total += len(self.vocabulary.encode(texts[i]))
+            if total >= needed:
                 break
-        return inputs, targets, excluded
+        examples = corrupted_examples(chosen, self.vocabulary, seed=st.seed, max_tokens=chunk, concat_batch=None)
+        full = [ex for ex in examples if ex["chunk_tokens"] == chunk]
+        kept = (full or examples)[:st.num_sentences]
+        return kept, {"texts": len(chosen), "chunks": len(kept), "partial_chunks_dropped": len(examples) - len(full)
+                      if full else 0}
 
     def lm_features(self, task: str, lang: str) -> dict:
-        inputs, targets, excluded = self.span_examples(task, lang)
-        if not inputs:
-            raise ValueError(f"{task}.{lang}: no span-corrupted example fits input_length "
-                             f"{self.settings.input_length} / target_length {self.settings.target_length}")
-        enc, dec = _pad(inputs, self.settings.input_length), _pad(targets, self.settings.target_length)
-        ll, em_hits = [], []
-        for (e, n), (d, _) in zip(self._batches(enc), self._batches(dec)):
-            ll.append(self.trainer.score(self.params, e, d)[:n])
-            pred = self.trainer.predict(self.params, e, self.settings.target_length)[:n]
-            em_hits.append(exact_match_rate(pred, d[:n], self.config.eos_token_id) * n)
-        return {"LM_L": float(np.mean(np.concatenate(ll))), "LM_EM": float(np.sum(em_hits) / len(inputs)),
-                "sentences": len(inputs), "excluded_too_long": excluded}
+        import jax
 
-
+        examples, counts = self.span_examples(task, lang)
+        if not examples:
+            raise ValueError(f"{task}.{lang}: the training split has no text to span-corrupt")
+        st = self.settings
+        enc = _pad([ex["inputs"].tolist() for ex in examples], st.input_length)
+        dec = _pad([ex["targets"].tolist() for ex in examples], st.target_length)
+        noise = _pad([ex["targets_noise"].astype(np.int32).tolist() for ex in examples], st.target_length)
+        ll, hits, spans = [], 0, 0
+        for (e, n), (d, _), (w, _) in zip(self._batches(enc), self._batches(dec), self._batches(noise)):
+            with jax.set_mesh(self.trainer.mesh), self._nn.logical_axis_rules(self._rules):
+                ll.append(np.asarray(jax.device_get(self._masked_ll(self.params, e, d, w.astype(np.float32))))[:n])
+            pred = self.trainer.predict(self.params, e, st.target_length)[:n]
+            for p, t, m in zip(pred, d[:n], w[:n].astype(bool)):
+                h, k = span_matches(p, t, m, self.config.eos_token_id)
+                hits, spans = hits + h, spans + k
+        return {"LM_L": float(np.mean(np.concatenate(ll))), "LM_EM": hits / spans if spans else float("nan"),
+                "sentences": len(examples), "spans": spans, **counts}
 
 
 def compute(model_name: str, checkpoint: str, tasks: list[str], languages: list[str], out_dir: str,
@@ -204,10 +278,11 @@ def compute(model_name: str, checkpoint: str, tasks: list[str], languages: list[
                          settings.input_length)
         if {"LM_L", "LM_EM"} & set(features):
             lm = mf.lm_features(task, lang)
-            counts[key].update(lm_sentences=lm["sentences"], lm_excluded_too_long=lm["excluded_too_long"])
-            if lm["excluded_too_long"]:
-                log.warning("%s: %d span-corrupted examples longer than the lengths were excluded",
-                            key, lm["excluded_too_long"])
+            counts[key].update(lm_chunks=lm["sentences"], lm_spans=lm["spans"], lm_texts=lm["texts"],
+                               lm_partial_chunks_dropped=lm["partial_chunks_dropped"])
+            if lm["sentences"] < settings.num_sentences:
+                log.warning("%s: the training text gives %d span-corruption chunks of %d tokens, fewer than "
+                            "num_sentences=%d", key, lm["sentences"], settings.chunk_tokens, settings.num_sentences)
             for f in LANGUAGE_FEATURES:
                 if f in features:
                     rows.append({"model": model_name, "task": task, "language": lang, "feature": f,

@@ -135,7 +135,8 @@ def batches(config: PretrainConfig, docs: list[str]):
     from jaxlt.data.span_corruption import register_text_span_corruption_task
 
     name = f"lab_pretrain_span_corruption_{hashlib.sha256(json.dumps(dataclasses.asdict(config), sort_keys=True).encode()).hexdigest()[:8]}"
-    register_text_span_corruption_task(name, lambda split: docs, max_tokens=config.max_tokens)
+    # concat_batch=1: each document chunked on its own, as the shipped lab model was pre-trained
+    register_text_span_corruption_task(name, lambda split: docs, max_tokens=config.max_tokens, concat_batch=1)
     lengths = {"inputs": config.input_length, "targets": config.target_length}
     ds = seqio.get_mixture_or_task(name).get_dataset(lengths, split="train", shuffle=False,
                                                       seed=config.seed, num_epochs=1, use_cached=False)

@@ -54,11 +54,22 @@ def greedy_decode(config: T5Config, params, encoder_input_tokens, max_decode_len
     return tokens
 
 
-@functools.partial(jax.jit, static_argnames=("config",))
-def sequence_log_likelihood(config: T5Config, params, encoder_input_tokens, decoder_target_tokens):
-    """Natural-log likelihood of each row's targets (sum over non-pad target tokens) -> float32 [B]."""
+def target_token_log_likelihoods(config: T5Config, params, encoder_input_tokens, decoder_target_tokens):
+    """Teacher-forced log p(target_t | inputs, targets before t) -> float32 [B, T]."""
     targets = jnp.asarray(decoder_target_tokens, jnp.int32)
     logits = Transformer(config).apply({"params": params}, jnp.asarray(encoder_input_tokens, jnp.int32),
                                        shift_right(targets, config.decoder_start_token_id), targets)
-    token_ll = token_log_likelihoods(logits, targets)
-    return jnp.sum(jnp.where(targets != config.pad_token_id, token_ll, 0.0), axis=-1)
+    return token_log_likelihoods(logits, targets)
+
+
+@functools.partial(jax.jit, static_argnames=("config",))
+def sequence_log_likelihood(config: T5Config, params, encoder_input_tokens, decoder_target_tokens,
+                            weights=None):
+    """Natural-log likelihood of each row's targets -> float32 [B]: the sum over non-pad target
+    tokens, or over the positions where `weights` [B, T] is nonzero (weighted by it)."""
+    targets = jnp.asarray(decoder_target_tokens, jnp.int32)
+    token_ll = target_token_log_likelihoods(config, params, encoder_input_tokens, targets)
+    if weights is None:
+        return jnp.sum(jnp.where(targets != config.pad_token_id, token_ll, 0.0), axis=-1)
+    weights = jnp.asarray(weights, jnp.float32)
+    return jnp.sum(jnp.where(weights != 0, token_ll * weights, 0.0), axis=-1)
