@@ -20,9 +20,11 @@ def published_report(tmp_path_factory):
 def test_published_report_is_complete(published_report):
     out = published_report
     report = (out / "report.md").read_text()
-    for section in ("Exclusions and unavailable features", "paper Table 1", "paper Table 2", "paper Table 3a",
-                    "paper Figure 2", "paper Table 3b", "paper Figures 3-8", "Relative zero-shot", "Recommended sources"):
+    for section in ("What the analysis found", "Exclusions, unavailable features", "paper Table 1", "paper Table 2",
+                    "paper Table 3a", "paper Figure 2", "paper Table 3b", "paper Figures 3-8", "Relative zero-shot",
+                    "Recommended sources", "The paper's numbers beside jaxlt's", "lang2vec codes per feature set"):
         assert section in report, section
+    assert report.index("## What the analysis found") < report.index("## Inputs")
     # every figure the report links exists and is a PNG
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report)
     assert len(links) >= 12
@@ -32,6 +34,29 @@ def test_published_report_is_complete(published_report):
     assert set(cv["task"]) == {"tydiqa", "panx", "xnli", "xnli_new"}
     assert {"meta_regression", "training_mean", "source_mean", "always_english", "largest_corpus"} <= set(cv["method"])
     assert list((out / "models").glob("*.joblib"))
+    folds = pd.read_csv(out / "tables" / "metaregression_folds.csv")
+    assert len(folds) == 7 + 9 + 7 + 14  # one row per target fold and task (PAN-X: 9 targets)
+
+
+def test_published_report_sets_the_papers_numbers_beside_jaxlts(published_report):
+    report = (published_report / "report.md").read_text()
+    side = report[report.index("## The paper's numbers beside jaxlt's"):]
+    # transcribed values of Table 1 (QA SYNT), Table 2 (QA log), Table 3a (QA RMSE), 3b (NER), Figure 2 (QA PHONO)
+    for value in ("| QA (TyDiQA) | SYNT | 38.4* |", "| QA (TyDiQA) | log(n+1) | 83.9 |", "| QA (TyDiQA) | 5.48 |", "7.6",
+                  "| QA (TyDiQA) | PHONO | 156.4 |", "needs the mT5 checkpoint", "n = 0 and 100 only"):
+        assert value in side, value
+    # every model row next to its baselines, with a flag where one beats it (the finding on this data)
+    cv = pd.read_csv(published_report / "tables" / "metaregression_cv.csv")
+    model = cv[cv.method == "meta_regression"].set_index("task")
+    source_mean = cv[cv.method == "source_mean"].set_index("task")
+    loses = model["rmse_mean_over_folds"] > source_mean["rmse_mean_over_folds"]
+    assert loses.any()
+    for task in loses[loses].index:
+        assert "source_mean (RMSE" in model.loc[task, "loses_to"]
+    assert "LOSES to a baseline" in report and "no better than a baseline" in report
+    assert (published_report / "figures" / "heatmap_tydiqa__mt5-base_n0.png").exists()
+    codes = pd.read_csv(published_report / "tables" / "language_codes.csv").set_index("language")
+    assert codes.loc["ar", "phonology_wals"] == "ara" and codes.loc["ar", "default"] == "arb"
 
 
 def test_unavailable_features_are_stated_with_counts(published_report):
@@ -41,7 +66,8 @@ def test_unavailable_features_are_stated_with_counts(published_report):
     for feature in ("LEX", "Vr", "SENTLEN", "MORPH", "EMB", "LM_L_T", "LM_EM_T"):
         assert unavailable.loc[feature, "count"] == pairs
     assert "published results ship without text" in unavailable.loc["LEX", "reason"]
-    assert unavailable.loc["PHONO", "count"] > 0  # WALS has no phonology for Standard Arabic
+    frame = pd.read_csv(published_report / "tables" / "analysis_frame.csv")
+    assert frame.loc[frame.target == "ar", "PHONO"].notna().mean() > 0.9  # lang2vec 'ara' has WALS phonology ('arb' none)
     excluded = ledger[ledger["kind"] == "excluded"]
     assert excluded["count"].sum() == 15  # the n=100 diagonal cells
     report = (published_report / "report.md").read_text()
@@ -98,7 +124,7 @@ def test_user_supplied_text_and_model_features(tmp_path):
     ledger = pd.read_csv(out / "tables" / "ledger.csv")
     assert not set(ledger.loc[ledger.kind == "unavailable", "what"]) & {"LEX", "EMB", "LM_EM_T"}
     nshot = pd.read_csv(out / "tables" / "nshot_cv.csv")
-    assert len(nshot) == 1
+    assert list(nshot["method"]) == ["nshot_model", "mean_alpha", "source_mean", "training_mean"]
     corr = pd.read_csv(out / "tables" / "correlations.csv")
     assert {"LEX", "EMB", "LM_EM_T", "MORPH"} <= set(corr["feature"])
 

@@ -31,9 +31,7 @@ def test_iou_ignores_properties_unknown_for_either_language():
 
 
 def test_snapshot_matches_lang2vec_and_features_match_independent_computation():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import lang2vec.lang2vec as l2v
+    l2v = typology.import_lang2vec()  # also when a console script named lang2vec.py shadows the package
     codes = ["en", "sw", "fi"]
     l2v_codes = [languages.lang2vec_code(c) for c in codes]
     raw = l2v.get_features(l2v_codes, "syntax_wals+phonology_wals", header=True)
@@ -55,7 +53,6 @@ def test_snapshot_matches_lang2vec_and_features_match_independent_computation():
     assert pairs.loc[("en", "sw"), "SYNT_n_shared"] == len(both)
     knn = typology.vectors("syntax_knn")
     assert pairs.loc[("sw", "fi"), "cos_syntax"] == pytest.approx(1 - scipy_cosine(knn.loc["sw"], knn.loc["fi"]), rel=1e-6)
-    assert pairs.loc[("sw", "fi"), "dist_syntax"] == pytest.approx(scipy_cosine(knn.loc["sw"], knn.loc["fi"]), rel=1e-6)
 
 
 def test_symmetry_and_unknown_codes():
@@ -86,3 +83,16 @@ def _bundled():
     import pathlib
 
     return pathlib.Path(str(importlib.resources.files("jaxlt") / "features" / "data" / "lang2vec_snapshot.npz"))
+
+
+def test_codes_are_chosen_per_feature_set_by_coverage():
+    """Arabic: lang2vec's 'arb' (Standard Arabic) has no WALS phonology, the macrolanguage 'ara' has it."""
+    l2v = typology.import_lang2vec()
+    raw = {code: l2v.get_features([code], "phonology_wals", header=True)[code] for code in ("ara", "arb")}
+    known = {code: sum(v != "--" for v in values) for code, values in raw.items()}
+    assert known["arb"] == 0 < known["ara"]
+    codes = typology.chosen_codes()
+    assert codes.loc["ar", "phonology_wals"] == "ara" and codes.loc["ar", "fam"] == "arb"
+    assert typology.vectors("phonology_wals").loc["ar"].notna().sum() == known["ara"]
+    pair = typology.pair_features([("en", "ar")]).iloc[0]
+    assert pair["PHONO_n_shared"] > 0 and not np.isnan(pair["PHONO"])

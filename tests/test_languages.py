@@ -53,7 +53,9 @@ def test_every_canonical_code_round_trips_through_its_aliases():
 
 
 def test_lang2vec_codes_exist_in_lang2vec():
-    import lang2vec.lang2vec as l2v
+    from jaxlt.features.typology import import_lang2vec
+
+    l2v = import_lang2vec()
 
     available = set(l2v.available_languages())
     missing = [lang.code for lang in L.languages() if lang.lang2vec not in available]

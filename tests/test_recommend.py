@@ -1,7 +1,7 @@
 """`jaxlt recommend` and SourceRecommender on the bundled data."""
+import contextlib
 import io
 import json
-import contextlib
 
 import numpy as np
 import pandas as pd
@@ -10,8 +10,8 @@ import pytest
 from jaxlt import cli
 from jaxlt.features.frame import build_frame
 from jaxlt.stats.ledger import Ledger
-from jaxlt.stats.metaregression import TransferRegressor, loto_cross_validate
-from jaxlt.stats.recommend import SourceRecommender
+from jaxlt.stats.metaregression import loto_cross_validate
+from jaxlt.stats.recommend import SourceRecommender, budget_answer
 from jaxlt.stats.results import load_results
 
 
@@ -19,45 +19,62 @@ from jaxlt.stats.results import load_results
 def tydiqa():
     results = load_results("published:muller2022")
     data = build_frame(results[results.task == "tydiqa"], Ledger())
-    return data, SourceRecommender(features=data.regression_features).fit(data.frame)
+    return data, SourceRecommender(features=data.regression_features, n_bootstrap=50).fit(data.frame)
 
 
 def test_ranking_equals_the_fitted_model_and_observed_scores(tydiqa):
     data, rec = tydiqa
     table = rec.recommend("fi")
     zero = data.frame[data.frame.n_target == 0]
-    model = TransferRegressor(features=data.regression_features).fit(zero, zero["S_T"])
-    rows = zero[zero.target == "fi"].set_index("source").loc[table["source"]]
-    np.testing.assert_allclose(table["predicted"], model.predict(rows.reset_index()))
+    rows = zero[zero.target == "fi"].set_index("source").loc[table["source"]].reset_index()
+    np.testing.assert_allclose(table["predicted"], np.clip(rec.zero_model_.predict(rows), 0, 100))
     assert list(table["predicted"]) == sorted(table["predicted"], reverse=True)
     assert list(table["rank"]) == list(range(1, 7)) and "fi" not in set(table["source"])
     np.testing.assert_allclose(table["observed"], rows["S_T"])  # the published cells
+    assert table["p_best"].sum() == pytest.approx(1.0) and table["flags"].eq("").all()
+    # the baseline's answer: per-source mean of the observed zero-shot scores
+    means = zero.groupby("source")["S_T"].mean()
+    np.testing.assert_allclose(table["baseline"], table["source"].map(means))
+    assert table.attrs["baseline_best"] == means.loc[table["source"]].idxmax()
 
 
-def test_interval_is_the_coverage_quantile_of_loto_residuals(tydiqa):
+def test_interval_is_the_coverage_quantile_of_loto_residuals_clipped_to_the_metric(tydiqa):
     data, rec = tydiqa
     zero = data.frame[data.frame.n_target == 0]
-    pred, _ = loto_cross_validate(zero, data.regression_features)
+    pred, _ = loto_cross_validate(zero, rec.features_)
     residuals = np.sort(np.abs(pred["observed"] - pred["meta_regression"]).to_numpy())
     width = residuals[int(np.ceil((len(residuals) + 1) * 0.9)) - 1]  # split-conformal rank
     table = rec.recommend("sw")
-    np.testing.assert_allclose(table["upper"] - table["predicted"], width)
-    np.testing.assert_allclose(table["predicted"] - table["lower"], width)
-    # the interval covers ~90% of the held-out cells by construction
-    assert np.mean(np.abs(pred["observed"] - pred["meta_regression"]) <= width) >= 0.9
+    inside = (table["predicted"] - width > 0) & (table["predicted"] + width < 100)
+    np.testing.assert_allclose((table["upper"] - table["predicted"])[inside], width)
+    assert (table["lower"] >= 0).all() and (table["upper"] <= 100).all()
 
 
-def test_n_shot_adds_alpha_log_n(tydiqa):
+def test_n_beyond_the_fitted_range_is_refused_or_flagged_and_clipped(tydiqa):
     _, rec = tydiqa
-    zero, few = rec.recommend("ru").set_index("source"), rec.recommend("ru", n=100).set_index("source")
-    alpha = rec.alpha_model_.predict(rec._pair_rows("ru", list(zero.index)))
-    np.testing.assert_allclose(few.loc[zero.index, "predicted"], zero["predicted"].to_numpy() + alpha.to_numpy() * np.log(101))
+    with pytest.raises(ValueError, match="outside the fitted range"):
+        rec.recommend("ru", n=1_000_000)
+    table = rec.recommend("ru", n=1_000_000, extrapolate=True)
+    assert (table["predicted"] <= 100).all() and table["flags"].str.contains("n beyond fitted range").all()
 
 
-def test_target_outside_the_results_uses_offline_features(tydiqa):
+def test_n_shot_adds_alpha_log_n_and_answers_the_budget_question(tydiqa):
     _, rec = tydiqa
-    table = rec.recommend("German")
+    zero, few = rec.recommend("ru").set_index("source"), rec.recommend("ru", n=50)
+    rows = rec.pair_rows("ru", list(zero.index)).assign(S_T0=zero["predicted"].to_numpy())
+    alpha = rec.alpha_model_.predict(rows).to_numpy()
+    few = few.set_index("source").loc[zero.index]
+    np.testing.assert_allclose(few["predicted"], np.clip(zero["predicted"].to_numpy() + alpha * np.log(51), 0, 100))
+    np.testing.assert_allclose(few["gain_per_doubling"], alpha * (np.log(101) - np.log(51)))
+    answer = budget_answer(rec.recommend("ru", n=50))
+    assert answer.startswith("For ru with n = 50: fine-tune on ") and "doubling n to 100 adds about" in answer
+
+
+def test_target_outside_the_results_is_flagged(tydiqa):
+    _, rec = tydiqa
+    table = rec.recommend("yo")  # Yoruba: not a TyDiQA language
     assert len(table) == 7 and table["observed"].isna().all()
+    assert table["flags"].str.contains("target not in the fitted data").all()
     with pytest.raises(ValueError, match="no in-language score"):
         rec.recommend("fi", sources=["de"])
 
@@ -70,17 +87,17 @@ def _run(argv):
 
 
 def test_cli_out_of_the_box_and_from_a_saved_model(tmp_path):
-    code, out, _ = _run(["recommend", "--task", "qa", "--target", "fin", "--n", "100", "--format", "json"])
+    code, out, _ = _run(["recommend", "--task", "qa", "--target", "fin", "--n", "100", "--format", "json", "--bootstrap", "20"])
     assert code == 0
     records = json.loads(out)
-    assert [r["rank"] for r in records] == list(range(1, 7)) and all(r["lower"] < r["predicted"] < r["upper"] for r in records)
-    code, out, _ = _run(["recommend", "--task", "ner", "--target", "sw", "--top", "3"])
-    assert code == 0 and "panx (mt5-base): sources for target sw" in out
+    assert [r["rank"] for r in records] == list(range(1, 7)) and all(r["lower"] <= r["predicted"] <= r["upper"] for r in records)
+    code, out, _ = _run(["recommend", "--task", "ner", "--target", "sw", "--top", "3", "--bootstrap", "20"])
+    assert code == 0 and "panx (mt5-base): sources for target sw" in out and "per-source-mean baseline would pick" in out
     import joblib
 
     results = load_results("published:muller2022")
     data = build_frame(results[results.task == "panx"], Ledger())
-    joblib.dump(SourceRecommender(features=data.regression_features).fit(data.frame), tmp_path / "m.joblib")
+    joblib.dump(SourceRecommender(features=data.regression_features, n_bootstrap=20).fit(data.frame), tmp_path / "m.joblib")
     code, out, _ = _run(["recommend", "--fitted", str(tmp_path / "m.joblib"), "--target", "sw", "--format", "csv"])
     assert code == 0 and pd.read_csv(io.StringIO(out))["rank"].tolist() == list(range(1, 9))
 
@@ -89,8 +106,9 @@ def test_cli_out_of_the_box_and_from_a_saved_model(tmp_path):
     (["--task", "qa", "--target", "xx"], "unknown language code 'xx'"),
     (["--task", "nope", "--target", "fi"], "task 'nope' not in"),
     (["--target", "fi"], "--task is required"),
-    (["--task", "xnli", "--target", "fi", "--n", "100"], "no n-shot results"),
+    (["--task", "xnli", "--target", "fi", "--n", "100"], "outside the fitted range"),
+    (["--task", "qa", "--target", "fi", "--n", "1000000"], "pass --extrapolate"),
 ])
 def test_cli_errors(argv, message):
-    code, _, err = _run(["recommend", *argv])
+    code, _, err = _run(["recommend", *argv, "--bootstrap", "5"])
     assert code == 2 and message in err

@@ -21,15 +21,18 @@ def test_atomic_writes_leave_no_temporary_files(tmp_path):
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["r.md", "x.csv"]
 
 
-def test_heatmap_colours_follow_the_scores(tmp_path):
-    frame = pd.DataFrame({"source": ["a", "a", "b", "b"], "target": ["b", "c", "a", "c"], "S_T": [10.0, 90.0, 50.0, 50.0]})
-    path = figures.heatmaps({"observed": frame}, {"observed": "S_T"}, "t", tmp_path / "h.png")
+def test_heatmap_colours_follow_the_gap_and_the_error(tmp_path):
+    frame = pd.DataFrame({"source": ["a", "a", "b", "b"], "target": ["b", "c", "a", "c"], "S_T": [10.0, 90.0, 50.0, 50.0],
+                          "gap": [-60.0, 0.0, -30.0, -20.0]})
+    panel = figures.heatmap_panel(frame, "S_T", "gap", "observed", "gap", cmap="RdYlGn")
+    pred = frame.assign(abs_error=[0.0, 5.0, 1.0, 2.0])
+    error = figures.heatmap_panel(pred, "S_T", "abs_error", "predicted", "|error|", cmap="Reds")
+    path = figures.heatmaps([panel, error], "t", tmp_path / "h.png")
     image = mpimg.imread(path)
     assert image.ndim == 3 and image.shape[0] > 100
-    # the colour map runs from light (low) to dark (high): the 90 cell is darker than the 10 cell
-    low, high = figures.plt.get_cmap(figures.CMAP)(0.0), figures.plt.get_cmap(figures.CMAP)(1.0)
-    assert sum(high[:3]) < sum(low[:3])
-    # both extreme colours are present in the rendered image
     rgb = image[..., :3].reshape(-1, 3)
-    for colour in (low, high):
-        assert np.min(np.abs(rgb - np.array(colour[:3])).sum(axis=1)) < 0.05
+    # the colours of the extremes of both scales are present: largest negative gap (cmap 0), gap 0 (cmap 1),
+    # no error (Reds 0) and the largest error (Reds 1); the raw score 90 does not decide any colour
+    for cmap, position in (("RdYlGn", 0.0), ("RdYlGn", 1.0), ("Reds", 0.0), ("Reds", 1.0)):
+        colour = np.array(figures.plt.get_cmap(cmap)(position)[:3])
+        assert np.min(np.abs(rgb - colour).sum(axis=1)) < 0.05, (cmap, position)

@@ -53,7 +53,31 @@ def test_alpha_regression_cv_recovers_a_linear_alpha():
     frame = frame_with_curves()
     alphas = nshot.fit_alpha(frame)
     few, metrics = nshot.loto_alpha(frame, alphas, ["F"])
-    assert metrics["rmse_alpha"].item() < 0.1 < metrics["rmse_alpha_mean_baseline"].item()
+    m = metrics.set_index("method")
+    assert m.loc["nshot_model", "rmse_alpha"] < 0.1 < m.loc["mean_alpha", "rmse_alpha"]
     np.testing.assert_allclose(few["fitted_curve"], few["S_T"])
     manual = np.sqrt(np.mean((few["S_T"] - (few["S_T0"] + few["alpha_predicted"] * np.log1p(few["n_target"]))) ** 2))
-    assert metrics["rmse_S_T"].item() == pytest.approx(manual)
+    assert m.loc["nshot_model", "rmse_S_T"] == pytest.approx(manual)
+
+
+def test_zero_shot_score_is_a_predictor_of_alpha_and_baselines_are_out_of_sample():
+    # alpha falls with the zero-shot score (less to gain when transfer is already good); no other feature carries it
+    rng = np.random.default_rng(3)
+    rows = []
+    for s, t in itertools.permutations(["en", "de", "fi", "sw", "ar", "ru"], 2):
+        s0 = rng.uniform(20, 70)
+        for n in (0, 10, 100, 1000):
+            rows.append({"task": "t", "model": "m", "source": s, "target": t, "n_target": n, "F": rng.uniform(),
+                         "S_T": s0 + (12 - 0.15 * s0) * np.log1p(n)})
+    frame = pd.DataFrame(rows)
+    few, metrics = nshot.loto_alpha(frame, nshot.fit_alpha(frame), ["F"])
+    m = metrics.set_index("method")
+    assert "S_T0" in metrics.attrs["features"]
+    assert m.loc["nshot_model", "rmse_alpha"] < 0.2 * m.loc["mean_alpha", "rmse_alpha"]
+    assert m.loc["nshot_model", "loses_to"] == ""
+    # baselines by hand for one held-out target: training mean of S_T at the same n, and per source
+    held = few[few.target == "fi"]
+    train = frame[(frame.target != "fi") & (frame.n_target > 0)]
+    np.testing.assert_allclose(held["training_mean"], held["n_target"].map(train.groupby("n_target")["S_T"].mean()))
+    per_source = train.groupby(["source", "n_target"])["S_T"].mean()
+    np.testing.assert_allclose(held["source_mean"], [per_source[(s, n)] for s, n in zip(held.source, held.n_target)])

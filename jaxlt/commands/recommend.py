@@ -14,8 +14,14 @@ EPILOG = """examples:
   jaxlt recommend --fitted analysis/models/panx__mt5-base.joblib --target fi --format csv
 
 The model is fitted on --results (default: the bundled published results) unless --fitted
-points at a recommender saved by `jaxlt analyze` (OUT/models/*.joblib). Intervals come from
-leave-one-target-out residuals (--coverage)."""
+points at a recommender saved by `jaxlt analyze` (OUT/models/*.joblib). Columns:
+  predicted, lower, upper  score and interval from leave-one-target-out residuals (--coverage), clipped to 0-100
+  p_best            share of bootstrap refits (target languages resampled, seed noise added) where the source is best
+  baseline          the per-source-mean baseline's score for this source at this n (baseline_rank: its ranking)
+  gain_per_doubling expected points from doubling n (n > 0)
+  flags             target outside the fitted data, features outside the fitted range, n beyond the fitted range
+n beyond the largest n in the results is refused unless --extrapolate. The last line answers the
+budget question: which source for this target and n, and what doubling n is expected to buy."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sources", help="comma-separated candidate sources (default: all in the results)")
     parser.add_argument("--top", type=int, help="show only the best K")
     parser.add_argument("--coverage", type=float, default=0.9, help="interval coverage (default: %(default)s)")
+    parser.add_argument("--extrapolate", action="store_true", help="allow n beyond the fitted range (flagged)")
+    parser.add_argument("--bootstrap", type=int, default=100, help="bootstrap refits for p_best (default: %(default)s)")
     parser.add_argument("--format", choices=["table", "csv", "json"], default="table")
     return parser
 
@@ -39,7 +47,7 @@ def main(argv: list[str]) -> int:
     try:
         recommender = _load(args) if args.fitted else _fit(args)
         sources = [s.strip() for s in args.sources.split(",")] if args.sources else None
-        table = recommender.recommend(args.target, n=args.n, sources=sources)
+        table = recommender.recommend(args.target, n=args.n, sources=sources, extrapolate=args.extrapolate)
     except (ValueError, FileNotFoundError, KeyError) as error:
         print(f"jaxlt recommend: error: {error}", file=sys.stderr)
         return 2
@@ -53,7 +61,10 @@ def main(argv: list[str]) -> int:
         attrs = table.attrs
         print(f"{attrs['task']} ({attrs['model']}): sources for target {attrs['target']}, n = {attrs['n']}, "
               f"{int(100 * attrs['coverage'])}% interval")
-        print(table.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
+        print(table.drop(columns=["source_name"]).to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+        from jaxlt.stats.recommend import budget_answer
+
+        print(budget_answer(table))
     return 0
 
 
@@ -90,4 +101,4 @@ def _fit(args):
     if model not in models:
         raise ValueError(f"choose --model among {models}")
     data = build_frame(results[results["model"] == model], Ledger())
-    return SourceRecommender(features=data.regression_features, coverage=args.coverage).fit(data.frame)
+    return SourceRecommender(features=data.regression_features, coverage=args.coverage, n_bootstrap=args.bootstrap).fit(data.frame)

@@ -19,7 +19,7 @@ DEFAULT_METRIC = {
 TEXT_FEATURES = ("LEX", "Vr", "SENTLEN", "MORPH")
 MODEL_LANGUAGE_FEATURES = ("LM_L", "LM_EM")
 MODEL_PAIR_FEATURES = ("EMB",)
-TYPOLOGY_FEATURES = ("SYNT", "PHONO") + tuple(f"{k}_{n}" for n in typology.COSINE_SETS for k in ("cos", "dist"))
+TYPOLOGY_FEATURES = ("SYNT", "PHONO", "TYPO") + tuple(f"cos_{n}" for n in typology.COSINE_SETS)
 # The paper's predictors (Table 1, Figure 2) plus SIZE; the regression starts from these.
 PAPER_FEATURES = (
     "S_S", "SYNT", "PHONO", "MORPH", "LEX", "EMB", "Vr", "SENTLEN",
@@ -92,8 +92,15 @@ def build_frame(
     strategy: str | None = None,
     sampling: str | None = None,
     size_corpus: str | None = None,
+    typology_file: pd.DataFrame | None = None,
 ) -> AnalysisData:
-    """Join scores and features. ``results`` is a validated tidy table (see jaxlt.stats.results)."""
+    """Join scores and features. ``results`` is a validated tidy table (see jaxlt.stats.results).
+
+    Any design works: one source, no in-language (diagonal) scores (then S_S and the gap are
+    unavailable and say so), any subset of text features. ``language_features`` and
+    ``pair_features`` are long user tables (jaxlt.features.user) with features under any name:
+    a language feature F becomes F_S and F_T; ``typology_file`` adds a user typology.
+    """
     ledger = ledger if ledger is not None else Ledger()
     agg = select_setting(select_metric(aggregate_seeds(results), ledger, metrics), strategy, sampling)
     key = ["task", "model"]
@@ -105,15 +112,21 @@ def build_frame(
     pairs = pairs.merge(in_language.rename(columns={"language": "source", "score": "S_S"}), on=key + ["source"], how="left")
     pairs = pairs.merge(in_language.rename(columns={"language": "target", "score": "S_S_target"}), on=key + ["target"], how="left")
     no_ss = pairs["S_S"].isna()
-    ledger.exclude("results", "pair rows", "no zero-shot in-language score S_S for the source (needed for the transfer gap)",
-                   int(no_ss.sum()), sorted({f"{t}:{s}" for t, s in pairs.loc[no_ss, ["task", "source"]].itertuples(index=False)}))
-    pairs = pairs[~no_ss].copy()
+    if no_ss.all():
+        ledger.unavailable_feature("S_S", "the results have no in-language (source == target, n = 0) scores; the transfer "
+                                   "gap S_T - S_S is unavailable, so correlations use S_T instead", len(pairs))
+    elif no_ss.any():
+        examples = sorted({f"{t}:{s}" for t, s in pairs.loc[no_ss, ["task", "source"]].itertuples(index=False)})
+        ledger.unavailable_feature("S_S", f"no in-language score for source(s) {', '.join(examples[:5])} "
+                                   f"({int(no_ss.sum())} pairs); their gap S_T - S_S is unavailable", int(no_ss.sum()))
     pairs["gap"] = pairs["S_T"] - pairs["S_S"]
 
-    # typology (lang2vec snapshot)
+    # typology (lang2vec snapshot, plus a user typology file)
     unique_pairs = sorted(set(zip(pairs["source"], pairs["target"])))
-    pairs = pairs.merge(typology.pair_features(unique_pairs), on=["source", "target"], how="left")
-    _report_missing(pairs, ["SYNT", "PHONO"], ledger, "no WALS properties shared by the pair")
+    pairs = pairs.merge(typology.pair_features(unique_pairs, user=typology_file), on=["source", "target"], how="left")
+    for feature in ("SYNT", "PHONO"):
+        _report_missing(pairs, [feature], ledger, "lang2vec (WALS) has no " + ("syntax" if feature == "SYNT" else "phonology")
+                        + " property known for both languages of the pair (sparse WALS, or a language lang2vec does not know)")
 
     # SIZE: log10 pre-training tokens of the model's corpus
     pairs["SIZE_S"] = np.nan
@@ -130,45 +143,79 @@ def build_frame(
         pairs.loc[rows, "SIZE_T"] = pairs.loc[rows, "target"].map(logs)
     _report_missing(pairs, ["SIZE_S", "SIZE_T"], ledger, "language not in the pre-training size table")
 
-    # text features
-    if text_pairs is None:
-        for feature in TEXT_FEATURES:
+    # text features (any subset of LEX, Vr, SENTLEN, MORPH)
+    given = [f for f in TEXT_FEATURES if text_pairs is not None and f in text_pairs.columns]
+    from_pair_table = set(pair_features["feature"]) if pair_features is not None else set()
+    if given:
+        cols = ["task", "source", "target"] + given
+        pairs = pairs.merge(text_pairs[cols].drop_duplicates(["task", "source", "target"]), on=["task", "source", "target"], how="left")
+        _report_missing(pairs, given, ledger, "no training text for this task/language")
+    for feature in TEXT_FEATURES:
+        if feature not in given and feature not in from_pair_table:
             ledger.unavailable_feature(feature, "no training text supplied (--text DIR|JSONL, or LEX/Vr/SENTLEN/MORPH rows in --pair-features); "
-                                       "published results ship without text", len(pairs))
+                                       "published results ship without text" if text_pairs is None else
+                                       "not in the supplied text-feature table", len(pairs))
             pairs[feature] = np.nan
-    else:
-        cols = ["task", "source", "target"] + [f for f in TEXT_FEATURES if f in text_pairs.columns]
-        pairs = pairs.merge(text_pairs[cols], on=["task", "source", "target"], how="left")
-        _report_missing(pairs, TEXT_FEATURES, ledger, "no training text for this task/language")
 
-    # model-derived features
-    if language_features is None:
-        for feature in MODEL_LANGUAGE_FEATURES:
+    # per-language features under any name (model-derived LM_L, LM_EM, or the user's own): F -> F_S, F_T
+    names = sorted(set(language_features["feature"])) if language_features is not None else []
+    for name in names:
+        for side, column in (("S", "source"), ("T", "target")):
+            pairs[f"{name}_{side}"] = _lookup_language(language_features, name, pairs, column)
+        _report_missing(pairs, [f"{name}_S", f"{name}_T"], ledger, "no row for this model/task/language in the language-feature table")
+    for feature in MODEL_LANGUAGE_FEATURES:
+        if feature not in names:
             for side in ("S", "T"):
                 ledger.unavailable_feature(f"{feature}_{side}", "no model-feature table supplied (--model-features); "
                                            "computed by `jaxlt features model` on an accelerator", len(pairs))
                 pairs[f"{feature}_{side}"] = np.nan
-    else:
-        wide = language_features.pivot_table(index=["model", "task", "language"], columns="feature", values="value").reset_index()
-        for feature in MODEL_LANGUAGE_FEATURES:
-            if feature not in wide.columns:
-                wide[feature] = np.nan
-        for side, column in (("S", "source"), ("T", "target")):
-            renamed = wide[["model", "task", "language", *MODEL_LANGUAGE_FEATURES]].rename(
-                columns={"language": column, **{f: f"{f}_{side}" for f in MODEL_LANGUAGE_FEATURES}})
-            pairs = pairs.merge(renamed, on=["model", "task", column], how="left")
-        _report_missing(pairs, [f"{f}_{s}" for f in MODEL_LANGUAGE_FEATURES for s in "ST"], ledger,
-                        "no model-feature row for this model/task/language")
-    if pair_features is None or "EMB" not in set(pair_features.get("feature", [])):
+    user_language = [f"{n}_{side}" for n in names if n not in MODEL_LANGUAGE_FEATURES for side in "ST"]
+
+    # pair features under any name (EMB, or the user's own); text features come through text_pairs
+    pair_names = sorted(from_pair_table - set(given))
+    for name in pair_names:
+        if name in pairs.columns:
+            raise ValueError(f"pair feature {name!r} clashes with a column jaxlt computes; rename it")
+        pairs[name] = _lookup_pair(pair_features, name, pairs)
+        _report_missing(pairs, [name], ledger, f"no {name} value for this pair")
+    if "EMB" not in pair_names:
         ledger.unavailable_feature("EMB", "no encoder centroids or EMB pair rows supplied (--embeddings NPZ or --pair-features)", len(pairs))
         pairs["EMB"] = np.nan
-    else:
-        emb = pair_features[pair_features["feature"] == "EMB"]
-        on = ["task", "source", "target"] + (["model"] if "model" in emb.columns else [])
-        pairs = pairs.merge(emb[on + ["value"]].rename(columns={"value": "EMB"}), on=on, how="left")
-        _report_missing(pairs, ["EMB"], ledger, "no EMB value for this pair")
+    user_pair = [n for n in pair_names if n not in MODEL_PAIR_FEATURES + TEXT_FEATURES]
 
-    available = [f for f in CORRELATION_FEATURES if f in pairs.columns and pairs[f].notna().any()]
-    regression = [f for f in PAPER_FEATURES if f in available]
+    candidates = list(CORRELATION_FEATURES) + user_pair + user_language
+    available = [f for f in candidates if f in pairs.columns and pairs[f].notna().any()]
+    regression = [f for f in list(PAPER_FEATURES) + ["TYPO"] + user_pair + user_language if f in available]
     pairs = pairs.sort_values(["task", "model", "n_target", "source", "target"]).reset_index(drop=True)
     return AnalysisData(pairs, regression, available, ledger)
+
+
+def _lookup_language(long: pd.DataFrame, name: str, pairs: pd.DataFrame, column: str) -> np.ndarray:
+    """Value of language feature ``name`` for each pair's ``column`` language; exact task/model rows
+    win over '*' rows (a table without task or model columns applies to all)."""
+    sub = long[long["feature"] == name]
+    out = np.full(len(pairs), np.nan)
+    for exact in (False, True):  # '*' first, then exact matches overwrite
+        for (task, model), rows in pairs.groupby(["task", "model"], sort=False).groups.items():
+            mask = (sub["task"] == task if exact else sub["task"].isin([task, "*"])) & \
+                   (sub["model"] == model if exact else sub["model"].isin([model, "*"]))
+            values = sub[mask].drop_duplicates("language", keep="last").set_index("language")["value"]
+            mapped = pairs.loc[rows, column].map(values).to_numpy(float)
+            position = pairs.index.get_indexer(rows)
+            out[position] = np.where(np.isnan(mapped), out[position], mapped)
+    return out
+
+
+def _lookup_pair(long: pd.DataFrame, name: str, pairs: pd.DataFrame) -> np.ndarray:
+    sub = long[long["feature"] == name]
+    out = np.full(len(pairs), np.nan)
+    for exact in (False, True):
+        for (task, model), rows in pairs.groupby(["task", "model"], sort=False).groups.items():
+            mask = (sub["task"] == task if exact else sub["task"].isin([task, "*"])) & \
+                   (sub["model"] == model if exact else sub["model"].isin([model, "*"]))
+            values = sub[mask].drop_duplicates(["source", "target"], keep="last").set_index(["source", "target"])["value"]
+            index = pd.MultiIndex.from_frame(pairs.loc[rows, ["source", "target"]])
+            mapped = values.reindex(index).to_numpy(float)
+            position = pairs.index.get_indexer(rows)
+            out[position] = np.where(np.isnan(mapped), out[position], mapped)
+    return out

@@ -13,12 +13,11 @@ import importlib.resources
 import itertools
 import os
 import pathlib
-import tempfile
 
 import numpy as np
 import pandas as pd
 
-from jaxlt import languages
+from jaxlt import atomic, languages
 
 WALS_SETS = {"SYNT": "syntax_wals", "PHONO": "phonology_wals"}
 # URIEL's distances (Littell et al. 2017) are cosine distances between these vectors.
@@ -51,30 +50,73 @@ def build_snapshot(path: str | pathlib.Path | None = None, codes: list[str] | No
                    feature_sets: tuple[str, ...] | None = None) -> pathlib.Path:
     """Query lang2vec for every language and write the snapshot atomically (default: where
     :func:`snapshot_path` points, i.e. the bundled file when it exists)."""
+    l2v = import_lang2vec()
+    path = pathlib.Path(path or snapshot_path())
+    codes = codes or languages.codes()
+    arrays = {"languages": np.array(codes)}
+    for feature_set in feature_sets or FEATURE_SETS:
+        known = _database_languages(l2v, feature_set)
+        candidates = {c: [x for x in candidate_codes(c) if x in known] or candidate_codes(c)[:1] for c in codes}
+        every = sorted({code for options in candidates.values() for code in options})
+        table = l2v.get_features(every, feature_set, header=True)
+        names = table.pop("CODE")
+        vectors_by_code = {code: np.array([np.nan if v == "--" else float(v) for v in table[code]], dtype=np.float32) for code in every}
+        # per language, the candidate code with the most known values in this feature set (ties: the default)
+        chosen = [max(candidates[c], key=lambda code: (int(np.sum(~np.isnan(vectors_by_code[code]))), code == candidates[c][0]))
+                  for c in codes]
+        arrays[f"{feature_set}/names"] = np.array(names)
+        arrays[f"{feature_set}/values"] = np.stack([vectors_by_code[code] for code in chosen])
+        arrays[f"{feature_set}/codes"] = np.array(chosen)
+    with atomic.atomic_path(str(path)) as tmp, open(tmp, "wb") as f:  # a file object: no ".npz" appended
+        np.savez_compressed(f, **arrays)
+    _snapshot.cache_clear()
+    return path
+
+
+def import_lang2vec():
+    """``lang2vec.lang2vec``, also from a console script: lang2vec installs a script named
+    ``lang2vec.py`` next to the interpreter, which shadows the package when that directory is
+    first on sys.path (as it is for ``jaxlt`` and ``pytest`` run from a virtualenv's bin)."""
+    import importlib
+    import sys
     import warnings
 
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import lang2vec.lang2vec as l2v
+        warnings.simplefilter("ignore")  # lang2vec imports the deprecated pkg_resources
+        try:
+            return importlib.import_module("lang2vec.lang2vec")
+        except (ImportError, FileNotFoundError):
+            for name in [n for n in sys.modules if n == "lang2vec" or n.startswith("lang2vec.")]:
+                del sys.modules[name]
+            saved = list(sys.path)
+            sys.path[:] = [p for p in sys.path if not (pathlib.Path(p or ".") / "lang2vec.py").is_file()]
+            try:
+                return importlib.import_module("lang2vec.lang2vec")
+            finally:
+                sys.path[:] = saved
+
+
+def candidate_codes(code: str) -> list[str]:
+    """lang2vec codes that may stand for a language: jaxlt's default first, then the individual
+    language and the macrolanguage (Arabic: arb, then ara, which alone has WALS phonology)."""
+    lang = languages.get(code)
+    return list(dict.fromkeys([lang.lang2vec, lang.individual, lang.iso3]))
+
+
+def _database_languages(l2v, feature_set: str) -> set[str]:
+    """Codes present in the lang2vec database file behind one feature set (lang2vec's own
+    available_languages() lists only those with family features, which leaves out e.g. 'ara')."""
+    filename = l2v.FEATURE_SETS_DICT[feature_set][0]
+    with np.load(pathlib.Path(l2v.__file__).parent / "data" / filename, allow_pickle=True) as data:
+        return set(map(str, data["langs"]))
+
+
+def chosen_codes(path: str | pathlib.Path | None = None) -> pd.DataFrame:
+    """Language x feature set: the lang2vec code whose vector the snapshot holds."""
     path = pathlib.Path(path or snapshot_path())
-    codes = codes or languages.codes()
-    l2v_codes = [languages.lang2vec_code(c) for c in codes]
-    arrays = {"languages": np.array(codes)}
-    for feature_set in feature_sets or FEATURE_SETS:
-        table = l2v.get_features(sorted(set(l2v_codes)), feature_set, header=True)
-        names = table.pop("CODE")
-        matrix = np.array(
-            [[np.nan if v == "--" else float(v) for v in table[code]] for code in l2v_codes], dtype=np.float32
-        )
-        arrays[f"{feature_set}/names"] = np.array(names)
-        arrays[f"{feature_set}/values"] = matrix
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz")
-    os.close(fd)
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, path)
-    _snapshot.cache_clear()
-    return path
+    data = _snapshot(str(path))
+    columns = {fs: data[f"{fs}/codes"] for fs in FEATURE_SETS if f"{fs}/codes" in data}
+    return pd.DataFrame(columns, index=pd.Index(data["languages"], name="language"))
 
 
 @functools.lru_cache(maxsize=4)
@@ -125,22 +167,55 @@ def cosine(u: np.ndarray, v: np.ndarray) -> float:
     return float(u @ v / norm) if norm > 0 else float("nan")
 
 
-def pair_features(pairs: list[tuple[str, str]], path: str | pathlib.Path | None = None) -> pd.DataFrame:
-    """Wide table: one row per (source, target) with SYNT, PHONO (+ counts), cosines and distances."""
-    pairs = [(languages.normalize(s), languages.normalize(t)) for s, t in pairs]
+WALS_PREFIX = {"SYNT": "S_", "PHONO": "P_"}  # lang2vec's names of WALS syntax / phonology properties
+
+
+def _wals_row(feature: str, code: str, tables: dict, user: pd.DataFrame | None) -> pd.Series | None:
+    """Property name -> value for one language: the user's typology file first, then lang2vec."""
+    parts = []
+    if user is not None and code in user.index:
+        columns = [c for c in user.columns if c.startswith(WALS_PREFIX[feature])]
+        parts.append(user.loc[code, columns])
+    if languages.is_known(code):
+        known = tables[WALS_SETS[feature]]
+        if code in known.index:
+            parts.append(known.loc[code])
+    if not parts:
+        return None
+    row = pd.concat(parts)
+    return row[~row.index.duplicated(keep="first")]
+
+
+def pair_features(pairs: list[tuple[str, str]], path: str | pathlib.Path | None = None,
+                  user: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Wide table: one row per (source, target) with SYNT, PHONO (+ counts), cosines and distances.
+
+    ``user``: a typology file (jaxlt.features.user.read_typology) for languages lang2vec does not
+    know or to extend it: its ``S_*`` / ``P_*`` properties join SYNT / PHONO (aligned with
+    lang2vec's by name), and TYPO is the IoU over all its properties when both languages are in it.
+    """
+    extra = set(user.index) if user is not None else set()
+    pairs = [(s if s in extra else languages.normalize(s), t if t in extra else languages.normalize(t)) for s, t in pairs]
     tables = {fs: vectors(fs, path) for fs in FEATURE_SETS}
     rows = []
     for s, t in pairs:
         row = {"source": s, "target": t}
-        for feature, fs in WALS_SETS.items():
-            iou, shared, union = wals_iou(tables[fs].loc[s].to_numpy(), tables[fs].loc[t].to_numpy())
+        for feature in WALS_SETS:
+            a, b = _wals_row(feature, s, tables, user), _wals_row(feature, t, tables, user)
+            if a is None or b is None:
+                iou, shared, union = float("nan"), 0, 0
+            else:
+                names = a.index.intersection(b.index)
+                iou, shared, union = wals_iou(a[names].to_numpy(float), b[names].to_numpy(float))
             row[feature] = iou
             row[f"{feature}_n_shared"] = shared
             row[f"{feature}_n_union"] = union
+        if user is not None:
+            row["TYPO"] = wals_iou(user.loc[s].to_numpy(), user.loc[t].to_numpy())[0] if s in extra and t in extra else float("nan")
         for name, fs in COSINE_SETS.items():
-            sim = cosine(tables[fs].loc[s].to_numpy(), tables[fs].loc[t].to_numpy())
+            known = tables[fs]
+            sim = cosine(known.loc[s].to_numpy(), known.loc[t].to_numpy()) if s in known.index and t in known.index else float("nan")
             row[f"cos_{name}"] = sim
-            row[f"dist_{name}"] = 1.0 - sim
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -3,76 +3,72 @@ curves (Figure 1), coefficient plots (Figure 2) and a correlation map (Table 1).
 
 from __future__ import annotations
 
-import os
 import pathlib
-import tempfile
 
 import matplotlib
+
+from jaxlt import atomic
 
 matplotlib.use("Agg")  # files only, never a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-CMAP = "YlGnBu"
 
 
 def save(fig, path: pathlib.Path) -> pathlib.Path:
     """Write a PNG atomically and close the figure."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png")
-    os.close(fd)
-    fig.savefig(tmp, dpi=100)  # constrained layout already fits; a tight bbox would render twice
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:  # constrained layout already fits; a tight bbox would render twice
+        atomic.write_with(str(path), lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
+    finally:
+        plt.close(fig)
     return path
 
 
-def _matrix(frame: pd.DataFrame, value: str, sources, targets, diagonal: pd.Series | None) -> np.ndarray:
+def _matrix(frame: pd.DataFrame, value: str, sources, targets) -> np.ndarray:
     table = frame.pivot_table(index="source", columns="target", values=value, aggfunc="mean")
-    table = table.reindex(index=sources, columns=targets)
-    if diagonal is not None:
-        for code, score in diagonal.items():
-            if code in table.index and code in table.columns:
-                table.loc[code, code] = score
-    return table.to_numpy(float)
+    return table.reindex(index=sources, columns=targets).to_numpy(float)
 
 
-def heatmaps(panels: dict[str, pd.DataFrame | None], values: dict[str, str], title: str, path: pathlib.Path,
-             diagonal: pd.Series | None = None) -> pathlib.Path:
-    """Side-by-side source x target matrices sharing one colour scale, values written in cells.
+def heatmap_panel(frame: pd.DataFrame, text: str, colour: str, title: str, label: str, cmap: str = "RdYlGn",
+                  centre: bool = False) -> dict:
+    """One panel for :func:`heatmaps`: numbers from column ``text``, colours from column ``colour``
+    (``centre``: a diverging scale symmetric around 0)."""
+    return dict(frame=frame, text=text, colour=colour, title=title, label=label, cmap=cmap, centre=centre)
 
-    ``panels`` maps a panel title to a frame with source, target and the column named in
-    ``values``; ``diagonal`` (in-language scores S_S) is drawn on the first panel only, as
-    in the paper where the predicted panel leaves the diagonal empty.
-    """
-    frames = {k: v for k, v in panels.items() if v is not None and len(v)}
-    first = next(iter(frames.values()))
-    sources = sorted(set(first["source"]) | (set(diagonal.index) & set(first["source"]) if diagonal is not None else set()))
-    targets = sorted(set(first["target"]) | set(first["source"]) & set(first["target"]))
-    matrices = [_matrix(f, values[k], sources, targets, diagonal if i == 0 else None) for i, (k, f) in enumerate(frames.items())]
-    vmin = np.nanmin([np.nanmin(m) for m in matrices])
-    vmax = np.nanmax([np.nanmax(m) for m in matrices])
-    fig, axes = plt.subplots(1, len(matrices), figsize=(0.62 * len(targets) * len(matrices) + 2, 0.55 * len(sources) + 1.6),
-                             squeeze=False)
-    fig.subplots_adjust(left=0.4 / fig.get_figwidth() * 2, right=0.9, bottom=0.7 / fig.get_figheight() + 0.02,
-                        top=1 - 0.75 / fig.get_figheight(), wspace=0.15)
-    for ax, (name, matrix), letter in zip(axes[0], zip(frames, matrices), "abcdef"):
-        image = ax.imshow(matrix, cmap=CMAP, vmin=vmin, vmax=vmax, aspect="auto")
-        for i in range(matrix.shape[0]):
-            for j in range(matrix.shape[1]):
-                if not np.isnan(matrix[i, j]):
-                    dark = (matrix[i, j] - vmin) / max(vmax - vmin, 1e-9) > 0.6
-                    ax.text(j, i, f"{matrix[i, j]:.1f}", ha="center", va="center", fontsize=7,
-                            color="white" if dark else "black", fontweight="bold" if i == j else "normal",
-                            in_layout=False)  # cell labels sit inside the axes; keep them out of layout passes
+
+def heatmaps(panels: list[dict], title: str, path: pathlib.Path) -> pathlib.Path:
+    """Side-by-side source x target matrices in the paper's style (Figures 3-8): each panel writes
+    one value in its cells and colours them by another, with its own colour bar; e.g. observed S_T
+    coloured by the gap S_T - S_S, predicted S_T coloured by the absolute error, residuals centred
+    on 0. Rows and columns are the union over panels; bold cells are the diagonal (S_S)."""
+    panels = [p for p in panels if p["frame"] is not None and len(p["frame"])]
+    sources = sorted(set().union(*(set(p["frame"]["source"]) for p in panels)))
+    targets = sorted(set().union(*(set(p["frame"]["target"]) for p in panels)))
+    width = 0.62 * len(targets) + 1.6
+    fig, axes = plt.subplots(1, len(panels), figsize=(width * len(panels) + 0.6, 0.55 * len(sources) + 1.8),
+                             squeeze=False, layout="constrained")
+    for ax, panel, letter in zip(axes[0], panels, "abcdefgh"):
+        text = _matrix(panel["frame"], panel["text"], sources, targets)
+        colour = _matrix(panel["frame"], panel["colour"], sources, targets)
+        finite = colour[np.isfinite(colour)]
+        if panel["centre"]:
+            bound = float(np.max(np.abs(finite))) if finite.size else 1.0
+            vmin, vmax = -bound, bound
+        else:
+            vmin, vmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        image = ax.imshow(colour, cmap=panel["cmap"], vmin=vmin, vmax=vmax if vmax > vmin else vmin + 1e-9, aspect="auto")
+        for i, s in enumerate(sources):
+            for j, t in enumerate(targets):
+                if np.isfinite(text[i, j]):
+                    ax.text(j, i, f"{text[i, j]:.1f}", ha="center", va="center", fontsize=7,
+                            fontweight="bold" if s == t else "normal", in_layout=False)
         ax.set_xticks(range(len(targets)), targets)
         ax.set_yticks(range(len(sources)), sources)
         ax.set_xlabel("target")
         ax.set_ylabel("source")
-        ax.set_title(f"({letter}) {name}", fontsize=9)
-    fig.colorbar(image, cax=fig.add_axes((0.915, 0.7 / fig.get_figheight() + 0.02, 0.012,
-                                          1 - 0.75 / fig.get_figheight() - 0.7 / fig.get_figheight() - 0.02)), label="score")
+        ax.set_title(f"({letter}) {panel['title']}", fontsize=9)
+        fig.colorbar(image, ax=ax, fraction=0.05, pad=0.02, label=panel["label"])
     fig.suptitle(title, fontsize=10)
     return save(fig, path)
 

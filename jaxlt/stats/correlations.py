@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -128,24 +129,26 @@ def cluster_robust(y, design, sources, targets) -> tuple[np.ndarray, np.ndarray]
     y, design = np.asarray(y, float), np.asarray(design, float)
     groups = [pd.factorize(np.asarray(g))[0] for g in (sources, targets)]
     groups = [g for g in groups if g.max() > 0]
-    if not groups:
-        nan = np.full(design.shape[1], np.nan)
-        return nan, nan
+    nan = np.full(design.shape[1], np.nan)
+    if not groups or len(y) <= design.shape[1]:
+        return nan, nan  # one language on both sides, or no residual degrees of freedom
 
-    def fit(g):
-        return OLS(y, design).fit(cov_type="cluster", cov_kwds={"groups": g}, use_t=True)
+    def fit(g) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        with warnings.catch_warnings():  # a negative two-way variance is handled below, not warned about
+            warnings.simplefilter("ignore", RuntimeWarning)
+            result = OLS(y, design).fit(cov_type="cluster", cov_kwds={"groups": g}, use_t=True)
+            return np.asarray(result.params, float), np.asarray(result.bse, float), np.asarray(result.pvalues, float)
 
     if len(groups) == 1:
-        result = fit(groups[0])
-        return np.asarray(result.bse), np.asarray(result.pvalues)
-    two = fit(np.column_stack(groups))
-    se = np.asarray(two.bse, float)
+        _, se, p = fit(groups[0])
+        return se, p
+    params, se, _ = fit(np.column_stack(groups))
     bad = ~np.isfinite(se)
     if bad.any():
-        one_way = np.max([np.asarray(fit(g).bse, float) for g in groups], axis=0)
+        one_way = np.max([fit(g)[1] for g in groups], axis=0)
         se = np.where(bad, one_way, se)
     df = min(g.max() + 1 for g in groups) - 1
-    p = 2 * sps.t.sf(np.abs(np.asarray(two.params) / se), df)
+    p = 2 * sps.t.sf(np.abs(params / se), df)
     return se, p
 
 

@@ -23,6 +23,7 @@ class Ledger:
     def __init__(self) -> None:
         self.exclusions: list[Entry] = []
         self.unavailable: list[Entry] = []
+        self.notes: list[Entry] = []  # changes made to the input (rescaled scores, chosen codes ...)
 
     def exclude(self, stage: str, what: str, reason: str, count: int, examples=()) -> None:
         if count <= 0:
@@ -37,7 +38,11 @@ class Ledger:
         self.unavailable.append(Entry(stage, feature, reason, int(count)))
         log.info("feature %s unavailable: %s", feature, reason)
 
+    def note(self, stage: str, what: str, reason: str, count: int = 1) -> None:
+        self.notes.append(Entry(stage, what, reason, int(count)))
+        log.warning("%s: %s (%s)", stage, what, reason)
+
     def records(self) -> list[dict]:
-        return [dict(kind="excluded", **dataclasses.asdict(e)) for e in self.exclusions] + [
-            dict(kind="unavailable", **dataclasses.asdict(e)) for e in self.unavailable
-        ]
+        return ([dict(kind="excluded", **dataclasses.asdict(e)) for e in self.exclusions]
+                + [dict(kind="unavailable", **dataclasses.asdict(e)) for e in self.unavailable]
+                + [dict(kind="note", **dataclasses.asdict(e)) for e in self.notes])

@@ -1,43 +1,69 @@
 """Zero-shot meta-regression (paper section 3.2.1, Table 3a, Figure 2).
 
-A scikit-learn regressor: mean imputation, min-max scaling to [0, 1] (the paper scales
-every variable to [0, 1]), then Lasso with recursive feature elimination on |coef|. It is
-evaluated with leave-one-target-language-out cross-validation, where imputation and
-scaling are fitted inside each training fold. The final equation is refit on all data
-with ordinary least squares (statsmodels) to get standard errors and p-values.
+A scikit-learn regressor: mean imputation, min-max scaling to [0, 1] (the paper scales every
+variable to [0, 1]), then Lasso with recursive feature elimination by |coefficient| (the paper's
+procedure). The number of features and the Lasso penalty are chosen by cross-validation over
+target languages *inside* the training data (sklearn ``RFECV`` and ``LassoCV`` with
+``GroupKFold`` on targets), so the outer leave-one-target-language-out evaluation is nested and
+honest. Imputation and scaling are refitted inside every fold. The final equation is refit on
+all data with ordinary least squares (statsmodels) for standard errors and p-values, plain and
+two-way cluster-robust.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import sklearn
 from sklearn.base import BaseEstimator, RegressorMixin, clone
-from sklearn.feature_selection import RFE
+from sklearn.feature_selection import RFE, RFECV
 from sklearn.impute import SimpleImputer
-from sklearn.linear_model import Lasso
-from sklearn.model_selection import LeaveOneGroupOut
+from sklearn.linear_model import Lasso, LassoCV
+from sklearn.metrics import ndcg_score
+from sklearn.model_selection import GroupKFold, LeaveOneGroupOut
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MinMaxScaler
 
+INNER_FOLDS = 3  # inner CV over target languages (GroupKFold); 3 keeps the nested CV affordable on a laptop
+N_ALPHAS = 30
+
+
+def _pipeline(alpha: float) -> Pipeline:
+    return Pipeline([("impute", SimpleImputer(strategy="mean", keep_empty_features=True)), ("scale", MinMaxScaler()),
+                     ("model", Lasso(alpha=alpha, max_iter=100_000))])
+
 
 class TransferRegressor(RegressorMixin, BaseEstimator):
-    """Impute -> MinMax scale -> Lasso with RFE. DataFrames in, Series out.
+    """Impute -> MinMax scale -> Lasso, with recursive feature elimination by |coef|. DataFrames in, Series out.
 
-    n_features: how many features RFE keeps (all when there are fewer).
-    alpha: Lasso penalty on min-max-scaled features (scores stay in points).
+    n_features: how many features RFE keeps, or "cv" to choose it by RFECV over target groups.
+    alpha: Lasso penalty on [0, 1]-scaled features (scores stay in points), or "cv" for LassoCV over
+    target groups (chosen on all candidate features, then kept during elimination).
+    groups: the column of X that defines the CV groups (target language); needed for "cv".
+    Fitted: selected_ (features kept), alpha_ (penalty used), coef_, intercept_, cv_scores_ (RFECV).
     """
 
-    def __init__(self, features=None, n_features: int = 5, alpha: float = 0.01):
+    def __init__(self, features=None, n_features="cv", alpha="cv", groups: str = "target"):
         self.features = features
         self.n_features = n_features
         self.alpha = alpha
+        self.groups = groups
 
     def _columns(self, X: pd.DataFrame) -> list[str]:
-        columns = list(self.features) if self.features is not None else list(X.columns)
+        columns = list(self.features) if self.features is not None else [c for c in X.columns if c != self.groups]
         missing = [c for c in columns if c not in X.columns]
         if missing:
             raise KeyError(f"feature column(s) {missing} not in X (has {list(X.columns)})")
         return columns
+
+    def _splits(self, X: pd.DataFrame, n: int):
+        if self.groups not in X.columns:
+            raise ValueError(f"choosing n_features/alpha by CV needs the group column {self.groups!r} in X")
+        groups = X[self.groups].to_numpy()
+        k = min(INNER_FOLDS, len(set(groups)))
+        if k < 2:
+            raise ValueError(f"choosing n_features/alpha by CV needs at least 2 {self.groups} groups, got {k}")
+        return list(GroupKFold(n_splits=k).split(np.zeros(n), groups=groups))
 
     def fit(self, X: pd.DataFrame, y) -> "TransferRegressor":
         columns = self._columns(X)
@@ -45,52 +71,43 @@ class TransferRegressor(RegressorMixin, BaseEstimator):
         if all_nan:
             raise ValueError(f"feature(s) {all_nan} have no values in the training data; leave them out")
         self.feature_names_in_ = np.array(columns)
-        n_keep = min(self.n_features, len(columns))
-        lasso = Lasso(alpha=self.alpha, max_iter=100_000)
-        # RFE needs something to eliminate; with no more features than kept, fit the Lasso directly.
-        last = RFE(lasso, n_features_to_select=n_keep) if n_keep < len(columns) else lasso
-        self.pipeline_ = Pipeline([("impute", SimpleImputer(strategy="mean")), ("scale", MinMaxScaler()), ("model", last)])
-        self.pipeline_.fit(X[columns].to_numpy(float), np.asarray(y, float))
-        if isinstance(last, RFE):
-            self.selected_ = [c for c, keep in zip(columns, last.support_) if keep]
-            fitted = last.estimator_
-        else:
-            self.selected_, fitted = list(columns), last
+        values, y = X[columns].to_numpy(float), np.asarray(y, float)
+        needs_cv = self.alpha == "cv" or self.n_features == "cv"
+        splits = self._splits(X, len(y)) if needs_cv else None
+        # Imputation and scaling are fitted on this (outer) training set; the inner CV that picks the
+        # penalty and the number of features reuses them (it only chooses hyper-parameters).
+        prep = Pipeline([("impute", SimpleImputer(strategy="mean", keep_empty_features=True)), ("scale", MinMaxScaler())])
+        scaled = prep.fit_transform(values)
+        with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):  # tiny data: overhead dominates
+            if self.alpha == "cv":
+                self.alpha_ = float(LassoCV(alphas=N_ALPHAS, cv=splits, max_iter=100_000).fit(scaled, y).alpha_)
+            else:
+                self.alpha_ = float(self.alpha)
+            lasso = Lasso(alpha=self.alpha_, max_iter=100_000)
+            if self.n_features == "cv" and len(columns) > 1:
+                rfe = RFECV(lasso, step=1, min_features_to_select=1, cv=splits, scoring="neg_root_mean_squared_error").fit(scaled, y)
+                self.cv_scores_ = pd.Series(rfe.cv_results_["mean_test_score"], index=np.arange(1, len(columns) + 1),
+                                            name="cv_neg_rmse")
+                support = rfe.support_
+            elif self.n_features != "cv" and int(self.n_features) < len(columns):
+                support = RFE(lasso, n_features_to_select=int(self.n_features)).fit(scaled, y).support_
+            else:
+                support = np.ones(len(columns), bool)
+        self.selected_ = [c for c, keep in zip(columns, support) if keep]
+        self.pipeline_ = _pipeline(self.alpha_).fit(X[self.selected_].to_numpy(float), y)
+        fitted = self.pipeline_.named_steps["model"]
         self.coef_ = pd.Series(fitted.coef_, index=self.selected_, name="coef")
         self.intercept_ = float(fitted.intercept_)
         return self
 
     def predict(self, X: pd.DataFrame) -> pd.Series:
-        columns = list(self.feature_names_in_)
-        return pd.Series(self.pipeline_.predict(X[columns].to_numpy(float)), index=X.index, name="predicted")
-
-
-def dcg_at_k(relevance: np.ndarray, score: np.ndarray, k: int) -> float:
-    """DCG@k of items ranked by ``score``; tied scores share the mean gain of their positions
-    (the tie-averaged DCG of McSherry & Najork 2008, as scikit-learn's ndcg_score)."""
-    order = np.argsort(-score, kind="stable")
-    relevance, score = relevance[order], score[order]
-    discount = np.zeros(len(score))
-    discount[: min(k, len(score))] = 1.0 / np.log2(np.arange(min(k, len(score))) + 2)
-    total, start = 0.0, 0
-    while start < len(score):
-        end = start + 1
-        while end < len(score) and score[end] == score[start]:
-            end += 1
-        total += relevance[start:end].mean() * discount[start:end].sum()
-        start = end
-    return float(total)
-
-
-def ndcg_at_k(relevance: np.ndarray, score: np.ndarray, k: int = 3) -> float:
-    relevance, score = np.asarray(relevance, float), np.asarray(score, float)
-    ideal = dcg_at_k(relevance, relevance, k)
-    return dcg_at_k(relevance, score, k) / ideal if ideal > 0 else 0.0
+        return pd.Series(self.pipeline_.predict(X[self.selected_].to_numpy(float)), index=X.index, name="predicted")
 
 
 def ranking_metrics(predictions: pd.DataFrame, score: str = "predicted", truth: str = "observed",
                     by: tuple[str, ...] = ("target", "n_target"), k: int = 3) -> dict:
-    """Top-1 best-source accuracy and mean NDCG@k over (target, n) groups.
+    """Top-1 best-source accuracy and mean NDCG@k (scikit-learn's ndcg_score, tie-averaged) over
+    (target, n) groups with at least two sources.
 
     Top-1: share of groups whose top predicted source is an observed best; when several
     sources tie for the top prediction, the hit counts as the fraction of them that are best.
@@ -101,19 +118,19 @@ def ranking_metrics(predictions: pd.DataFrame, score: str = "predicted", truth: 
     s = predictions[score].to_numpy(float)
     hits, ndcgs = [], []
     for code in np.unique(codes):
-        rows = codes == code
+        rows = (codes == code) & ~np.isnan(s) & ~np.isnan(y)
         yg, sg = y[rows], s[rows]
-        if len(yg) < 2 or np.isnan(sg).all():
+        if len(yg) < 2:
             continue
-        # Tied top predictions count as a random pick among them (expected hit rate).
-        top = np.isclose(sg, np.nanmax(sg))
+        top = np.isclose(sg, sg.max())  # tied top predictions: a random pick among them (expected hit rate)
         hits.append(float(np.mean(np.isclose(yg[top], yg.max()))))
-        ndcgs.append(ndcg_at_k(yg, sg, k))
+        ndcgs.append(float(ndcg_score([np.clip(yg, 0, None)], [sg], k=k)) if yg.max() > 0 else 0.0)
     return {"top1_accuracy": float(np.mean(hits)) if hits else np.nan,
             f"ndcg@{k}": float(np.mean(ndcgs)) if ndcgs else np.nan, "n_rankings": len(hits)}
 
 
 METHODS = ("meta_regression", "training_mean", "source_mean", "always_english", "largest_corpus")
+BASELINES = ("training_mean", "source_mean", "always_english", "largest_corpus")
 
 
 def rmse(a, b) -> float:
@@ -127,8 +144,9 @@ def loto_cross_validate(frame: pd.DataFrame, features: list[str], y: str = "S_T"
 
     Returns (predictions, metrics). predictions has one row per pair and one column per
     method; metrics one row per method with RMSE (mean over folds, as the paper, and
-    pooled), top-1 accuracy and NDCG@3. Baselines: training mean, per-source training
-    mean, always English (ranking only) and largest pre-training corpus (ranking only).
+    pooled), top-1 accuracy and NDCG@3, and ``attrs['folds']``: what was selected in each fold.
+    Baselines: training mean, per-source training mean, always English (ranking only) and
+    largest pre-training corpus (ranking only).
     """
     estimator = estimator if estimator is not None else TransferRegressor(features=features)
     frame = frame.reset_index(drop=True)
@@ -137,12 +155,14 @@ def loto_cross_validate(frame: pd.DataFrame, features: list[str], y: str = "S_T"
     for method in METHODS:
         out[method] = np.nan
     out["fold"] = ""
-    selections = []
+    folds = []
     for train, test in LeaveOneGroupOut().split(frame, groups=frame["target"]):
         tr, te = frame.iloc[train], frame.iloc[test]
-        fitted = clone(estimator).fit(tr[features], tr[y])
-        selections.append(fitted.selected_)
-        out.loc[te.index, "meta_regression"] = fitted.predict(te[features]).to_numpy()
+        fitted = clone(estimator).fit(tr, tr[y])
+        folds.append({"fold": te["target"].iloc[0], "selected": "+".join(fitted.selected_),
+                      "n_selected": len(fitted.selected_), "lasso_alpha": fitted.alpha_,
+                      "nonzero": "+".join(c for c, v in fitted.coef_.items() if v != 0)})
+        out.loc[te.index, "meta_regression"] = fitted.predict(te).to_numpy()
         out.loc[te.index, "fold"] = te["target"].iloc[0]
         out.loc[te.index, "training_mean"] = tr[y].mean()
         per_source = tr.groupby("source")[y].mean()
@@ -163,10 +183,33 @@ def loto_cross_validate(frame: pd.DataFrame, features: list[str], y: str = "S_T"
         else:
             row.update(top1_accuracy=np.nan, **{"ndcg@3": np.nan}, n_rankings=0)
         rows.append(row)
-    metrics = pd.DataFrame(rows)
-    counts = pd.Series([f for sel in selections for f in sel]).value_counts()
-    metrics.attrs["selection_frequency"] = (counts / len(selections)).to_dict()
+    metrics = flag_losses(pd.DataFrame(rows))
+    folds = pd.DataFrame(folds)
+    metrics.attrs["folds"] = folds
+    counts = pd.Series([f for sel in folds["selected"] for f in sel.split("+") if f]).value_counts()
+    metrics.attrs["selection_frequency"] = (counts / len(folds)).to_dict()
     return out, metrics
+
+
+def flag_losses(metrics: pd.DataFrame, model: str = "meta_regression") -> pd.DataFrame:
+    """Add ``loses_to``: for the model row, the baselines that beat it (lower RMSE, or higher top-1 / NDCG@3)."""
+    metrics = metrics.copy()
+    metrics["loses_to"] = ""
+    if model not in set(metrics["method"]):
+        return metrics
+    mine = metrics.set_index("method").loc[model]
+    losses = []
+    for _, row in metrics[metrics["method"] != model].iterrows():
+        beaten = []
+        if not np.isnan(row.get("rmse_mean_over_folds", np.nan)) and row["rmse_mean_over_folds"] < mine["rmse_mean_over_folds"] - 1e-9:
+            beaten.append("RMSE")
+        for column in ("top1_accuracy", "ndcg@3"):
+            if column in row and not np.isnan(row[column]) and not np.isnan(mine[column]) and row[column] > mine[column] + 1e-9:
+                beaten.append(column.replace("_accuracy", ""))
+        if beaten:
+            losses.append(f"{row['method']} ({', '.join(beaten)})")
+    metrics.loc[metrics["method"] == model, "loses_to"] = "; ".join(losses)
+    return metrics
 
 
 def refit_ols(frame: pd.DataFrame, features: list[str], y: str = "S_T") -> pd.DataFrame:

@@ -7,6 +7,7 @@ import logging
 
 import numpy as np
 import pandas as pd
+from sklearn.base import clone
 from tqdm.auto import tqdm
 
 from jaxlt.features.frame import AnalysisData
@@ -33,8 +34,39 @@ def pair_feature_table(frame: pd.DataFrame, features: list[str]) -> pd.DataFrame
     return long.dropna(subset=["value"]).sort_values(["task", "model", "source", "target", "feature"]).reset_index(drop=True)
 
 
-def analyze(data: AnalysisData, *, n_features: int = 5, lasso_alpha: float = 0.01, n_permutations: int = 999,
-            seed: int = 0, features: list[str] | None = None, coverage: float = 0.9) -> AnalysisResult:
+def language_codes(frame: pd.DataFrame) -> pd.DataFrame:
+    """lang2vec code per feature set for the analysed languages, where the coverage-based choice
+    differs between feature sets (e.g. Arabic: 'ara' for WALS, 'arb' elsewhere)."""
+    from jaxlt import languages
+    from jaxlt.features import typology
+
+    codes = typology.chosen_codes()
+    present = [c for c in sorted(set(frame["source"]) | set(frame["target"])) if c in codes.index]
+    codes = codes.loc[present]
+    differs = codes.nunique(axis=1) > 1
+    out = codes[differs].reset_index()
+    out.insert(1, "default", [languages.lang2vec_code(c) for c in out["language"]])
+    return out
+
+
+def correlation_table(zero: pd.DataFrame, features: list[str], ledger, n_permutations: int, seed: int) -> pd.DataFrame:
+    """Correlations with the transfer gap S_T - S_S; with S_T where a task has no in-language scores."""
+    parts = []
+    for (task, model), group in zero.groupby(["task", "model"], sort=True):
+        outcome = "gap" if group["gap"].notna().sum() >= 3 else "S_T"
+        if outcome == "S_T":
+            ledger.note("correlations", f"{task}/{model}: correlations with S_T instead of the gap S_T - S_S",
+                        "no in-language scores S_S", len(group))
+        table = correlations.bivariate(group, [f for f in features if f != "S_S" or outcome == "gap"], outcome,
+                                       n_permutations=n_permutations, seed=seed)
+        if not table.empty:
+            parts.append(table.assign(outcome=outcome))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def analyze(data: AnalysisData, *, n_features: int | str = "cv", lasso_alpha: float | str = "cv", n_permutations: int = 999,
+            seed: int = 0, features: list[str] | None = None, coverage: float = 0.9,
+            target_groups: dict[str, str] | None = None) -> AnalysisResult:
     frame = data.frame
     features = list(features) if features else list(data.regression_features)
     unknown = [f for f in features if f not in frame.columns or frame[f].isna().all()]
@@ -43,10 +75,10 @@ def analyze(data: AnalysisData, *, n_features: int = 5, lasso_alpha: float = 0.0
     zero = frame[frame["n_target"] == 0]
     tables: dict[str, pd.DataFrame] = {}
     tables["analysis_frame"] = frame
-    tables["correlations"] = correlations.bivariate(zero, data.correlation_features, "gap",
-                                                    n_permutations=n_permutations, seed=seed)
+    tables["correlations"] = correlation_table(zero, data.correlation_features, data.ledger, n_permutations, seed)
     tables["n_transformations"] = correlations.n_transformations(frame)
     cv_rows, predictions, coefficients, nshot_rows, nshot_predictions, alphas, greedy = [], [], [], [], [], [], []
+    fold_rows, nshot_folds = [], []
     equations, recommenders = {}, {}
     groups = list(zero.groupby(["task", "model"], sort=True))
     for (task, model), group in tqdm(groups, desc="meta-regression", disable=len(groups) < 3):
@@ -54,13 +86,20 @@ def analyze(data: AnalysisData, *, n_features: int = 5, lasso_alpha: float = 0.0
         if group["target"].nunique() < 3:
             data.ledger.exclude("meta-regression", f"{name} pairs", "fewer than 3 target languages for leave-one-target-out CV", len(group))
             continue
-        estimator = metaregression.TransferRegressor(features=features, n_features=n_features, alpha=lasso_alpha)
-        pred, metrics = metaregression.loto_cross_validate(group, features, estimator=estimator)
+        usable = [f for f in features if group[f].notna().any() and group[f].nunique() > 1]
+        dropped = [f for f in features if f not in usable]
+        if dropped:
+            data.ledger.note("meta-regression", f"{name}: feature(s) {', '.join(dropped)} left out of the regression",
+                             "no values, or one constant value, for this task", len(dropped))
+        if not usable:
+            data.ledger.exclude("meta-regression", f"{name} pairs", "no feature varies for this task", len(group))
+            continue
+        estimator = metaregression.TransferRegressor(features=usable, n_features=n_features, alpha=lasso_alpha)
+        pred, metrics = metaregression.loto_cross_validate(group, usable, estimator=estimator)
+        fold_rows.append(metrics.attrs["folds"].assign(task=task, model=model))
+        metrics.attrs = {}  # frames in attrs break pd.concat
         metrics.insert(0, "task", task)
         metrics.insert(1, "model", model)
-        metrics["selection_frequency"] = ""
-        metrics.loc[metrics["method"] == "meta_regression", "selection_frequency"] = str(
-            {k: round(v, 2) for k, v in metrics.attrs["selection_frequency"].items()})
         if "published_prediction" in group.columns and group["published_prediction"].notna().any():
             paper = group.dropna(subset=["published_prediction"])
             metrics = pd.concat([metrics, pd.DataFrame([{
@@ -71,7 +110,7 @@ def analyze(data: AnalysisData, *, n_features: int = 5, lasso_alpha: float = 0.0
             pred["published_prediction"] = group["published_prediction"].to_numpy()
         cv_rows.append(metrics)
         predictions.append(pred)
-        final = estimator.fit(group, group["S_T"])
+        final = clone(estimator).fit(group, group["S_T"])
         table = metaregression.refit_ols(group, final.selected_)
         table.insert(0, "task", task)
         table.insert(1, "model", model)
@@ -81,16 +120,23 @@ def analyze(data: AnalysisData, *, n_features: int = 5, lasso_alpha: float = 0.0
         equations[name] = metaregression.equation(table)
         greedy.append(transfer.greedy_forward_selection(group, data.correlation_features, "S_T").assign(task=task, model=model))
         full = frame[(frame["task"] == task) & (frame["model"] == model)]
-        few = None
+        few, alpha_model = None, None
         if (full["n_target"] > 0).any():
             alpha = nshot.fit_alpha(full)
             if alpha["target"].nunique() >= 3:
-                few, m = nshot.loto_alpha(full, alpha, features, estimator=estimator)
+                few, m = nshot.loto_alpha(full, alpha, usable, estimator=estimator)
+                nshot_folds.append(m.attrs["folds"].assign(task=task, model=model))
+                alpha_features = m.attrs["features"]
+                m.attrs = {}
                 nshot_rows.append(m.assign(task=task, model=model))
                 nshot_predictions.append(few)
                 alphas.append(alpha[["task", "model", "source", "target", "S_T0", "alpha", "n_points", "max_n"]])
-        recommenders[name] = SourceRecommender(features=features, n_features=n_features, alpha=lasso_alpha,
-                                               coverage=coverage).fit(full, zero_cv=pred, alpha_cv=few)
+                alpha_model = clone(estimator).set_params(features=alpha_features).fit(alpha, alpha["alpha"])
+        recommenders[name] = SourceRecommender(features=usable, n_features=n_features, alpha=lasso_alpha,
+                                               coverage=coverage, seed=seed).fit(
+            full, zero_cv=pred, alpha_cv=few, zero_model=final, alpha_model=alpha_model)
+    tables["metaregression_folds"] = pd.concat(fold_rows, ignore_index=True) if fold_rows else pd.DataFrame()
+    tables["nshot_folds"] = pd.concat(nshot_folds, ignore_index=True) if nshot_folds else pd.DataFrame()
     tables["metaregression_cv"] = pd.concat(cv_rows, ignore_index=True) if cv_rows else pd.DataFrame()
     tables["metaregression_predictions"] = pd.concat(predictions, ignore_index=True) if predictions else pd.DataFrame()
     tables["metaregression_coefficients"] = pd.concat(coefficients, ignore_index=True) if coefficients else pd.DataFrame()
@@ -99,9 +145,11 @@ def analyze(data: AnalysisData, *, n_features: int = 5, lasso_alpha: float = 0.0
     tables["nshot_alpha"] = pd.concat(alphas, ignore_index=True) if alphas else pd.DataFrame()
     relative = transfer.relative_zero_shot(frame)
     tables["relative_transfer"] = relative
-    tables["source_ranking"] = transfer.source_ranking(relative)
+    tables["source_ranking"] = transfer.source_ranking(relative, target_groups)
+    tables["drop_correlations"] = transfer.drop_correlations(frame)
     tables["greedy_selection"] = pd.concat(greedy, ignore_index=True) if greedy else pd.DataFrame()
     tables["pair_features"] = pair_feature_table(frame, data.correlation_features)
+    tables["language_codes"] = language_codes(frame)
     tables["ledger"] = pd.DataFrame(data.ledger.records(), columns=["kind", "stage", "what", "reason", "count", "examples"])
     options = dict(n_features=n_features, lasso_alpha=lasso_alpha, n_permutations=n_permutations, seed=seed,
                    features=features, coverage=coverage)

@@ -78,14 +78,15 @@ def read_table(path: str | pathlib.Path) -> pd.DataFrame:
     raise ResultsError(f"{path}: unsupported results format {suffix!r}; use .csv, .parquet or .jsonl")
 
 
-def load_results(spec: str | pathlib.Path, ledger: Ledger | None = None) -> pd.DataFrame:
+def load_results(spec: str | pathlib.Path, ledger: Ledger | None = None, *, score_scale: str = "auto",
+                 extra_languages: frozenset = frozenset()) -> pd.DataFrame:
     """Load ``published:NAME`` or a file (csv / parquet / jsonl) and validate it."""
     ledger = ledger if ledger is not None else Ledger()
     if isinstance(spec, str) and spec.startswith("published:"):
         frame, where = load_published(spec.split(":", 1)[1]), spec
     else:
         frame, where = read_table(spec), str(spec)
-    return validate(frame, ledger, where)
+    return validate(frame, ledger, where, score_scale=score_scale, extra_languages=extra_languages)
 
 
 def _rows(frame: pd.DataFrame, mask) -> str:
@@ -94,8 +95,20 @@ def _rows(frame: pd.DataFrame, mask) -> str:
     return ", ".join(str(i + 2) for i in idx)
 
 
-def validate(frame: pd.DataFrame, ledger: Ledger, where: str = "<results>") -> pd.DataFrame:
-    """Check columns, codes, scores and duplicates; normalise codes; return a clean copy."""
+SCORE_SCALES = ("auto", "percent", "fraction")
+
+
+def validate(frame: pd.DataFrame, ledger: Ledger, where: str = "<results>", *, score_scale: str = "auto",
+             extra_languages: frozenset = frozenset()) -> pd.DataFrame:
+    """Check columns, codes, scores and duplicates; normalise codes; return a clean copy.
+
+    Rows whose ``status`` is not "ok" (e.g. "diverged") are left out and counted. Scores must be on
+    a 0-100 scale; ``score_scale="auto"`` rescales a (task, metric) whose scores all lie in [0, 1]
+    by 100 and says so in the ledger, "fraction" rescales everything, "percent" rescales nothing.
+    ``extra_languages``: codes outside jaxlt.languages accepted as written (synthetic languages
+    declared in a typology file)."""
+    if score_scale not in SCORE_SCALES:
+        raise ResultsError(f"score scale {score_scale!r} unknown; choose one of {SCORE_SCALES}")
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
         raise ResultsError(
@@ -109,16 +122,22 @@ def validate(frame: pd.DataFrame, ledger: Ledger, where: str = "<results>") -> p
     frame["strategy"] = frame["strategy"].where(
         frame["strategy"].notna(), np.where(frame["n_target"] == 0, "zero_shot", "unspecified")
     )
+    if "status" in frame.columns:
+        status = frame["status"].fillna("ok").astype(str).str.strip().replace("", "ok")
+        for value, count in status[status != "ok"].value_counts().sort_index().items():
+            ledger.exclude("results", "rows", f"status {value!r} (only status 'ok' rows are analysed)", int(count),
+                           [f"line {i + 2}" for i in frame.index[status == value]])
+        frame = frame[status == "ok"]
     for column in ("source", "target"):
-        codes = frame[column].astype(str)
-        bad = ~codes.map(languages.is_known)
+        codes = frame[column].astype(str).str.strip()
+        bad = ~codes.map(lambda c: c in extra_languages or languages.is_known(c))
         if bad.any():
             examples = sorted(set(codes[bad]))[:5]
             raise ResultsError(
                 f"{where}: unknown language code(s) {examples} in column {column!r} at line(s) "
                 f"{_rows(frame, bad)}; see jaxlt.languages.codes()"
             )
-        frame[column] = codes.map(languages.normalize)
+        frame[column] = codes.map(lambda c: c if c in extra_languages else languages.normalize(c))
     n = pd.to_numeric(frame["n_target"], errors="coerce")
     if n.isna().any() or (n < 0).any() or (n != n.round()).any():
         bad = n.isna() | (n < 0) | (n != n.round())
@@ -132,6 +151,7 @@ def validate(frame: pd.DataFrame, ledger: Ledger, where: str = "<results>") -> p
             [f"line {i + 2}" for i in frame.index[nan]],
         )
         frame = frame[~nan]
+    frame = _rescale(frame, ledger, where, score_scale)
     out_of_range = (frame["score"] < 0) | (frame["score"] > 100)
     if out_of_range.any():
         raise ResultsError(
@@ -147,6 +167,22 @@ def validate(frame: pd.DataFrame, ledger: Ledger, where: str = "<results>") -> p
             f"{_rows(frame, dup)}; first: {first[key + ['score']].to_dict('records')}"
         )
     return frame.reset_index(drop=True)
+
+
+def _rescale(frame: pd.DataFrame, ledger: Ledger, where: str, score_scale: str) -> pd.DataFrame:
+    if score_scale == "percent" or frame.empty:
+        return frame
+    frame = frame.copy()
+    metric = frame["metric"].fillna("score").astype(str)
+    for (task, name), rows in frame.groupby([frame["task"], metric]).groups.items():
+        scores = frame.loc[rows, "score"]
+        if score_scale == "fraction" or (scores.between(0, 1).all() and scores.max() > 0):
+            frame.loc[rows, "score"] = scores * 100
+            ledger.note("results", f"{task} {name} scores multiplied by 100",
+                        "--score-scale fraction" if score_scale == "fraction" else
+                        f"all {len(scores)} scores lie in [0, 1] in {where}: read as fractions (pass --score-scale percent "
+                        "if they really are percentages below 1)", len(scores))
+    return frame
 
 
 def aggregate_seeds(frame: pd.DataFrame) -> pd.DataFrame:
