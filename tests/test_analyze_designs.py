@@ -124,3 +124,17 @@ def test_user_typology_file_for_synthetic_languages(tmp_path):
     assert row["SYNT"] == 0.0 and row["PHONO"] == 1.0 and row["TYPO"] == pytest.approx(1 / 4)
     # an unknown code without a typology file is still an error
     assert cli.main(["analyze", "--results", str(tmp_path / "r.csv"), "--out", str(tmp_path / "o2"), *FAST]) == 2
+
+
+def test_features_typology_command_reads_the_typology_file(tmp_path):
+    pd.DataFrame({"language": ["syn_a", "syn_b", "en"], "S_SVO": [1, 0, 1], "S_SOV": [0, 1, 0], "case": [1, 1, 0]}
+                 ).to_csv(tmp_path / "t.csv", index=False)
+    assert cli.main(["features", "typology", "--typology", str(tmp_path / "t.csv"), "--out", str(tmp_path / "o.csv")]) == 0
+    long = pd.read_csv(tmp_path / "o.csv").set_index(["source", "target", "feature"])["value"]
+    assert long[("syn_a", "syn_b", "SYNT")] == 0.0 and long[("syn_a", "en", "SYNT")] == 1.0
+    assert long[("syn_a", "syn_b", "TYPO")] == pytest.approx(1 / 3)
+    # the saved table goes back into `jaxlt analyze --pair-features` (its values win over the computed ones)
+    syn = ["syn_a", "syn_b", "en"]
+    frame = results(itertools.product(syn, syn)).assign(task="lab_nli", model="lab-tiny")
+    code, out = run(tmp_path, frame, "--typology", str(tmp_path / "t.csv"), "--pair-features", str(tmp_path / "o.csv"))
+    assert code == 0

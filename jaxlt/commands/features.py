@@ -8,13 +8,21 @@ import sys
 
 EPILOG = """sub-commands:
   text      LEX, Vr, SENTLEN, MORPH from training text (DIR/<task>/<lang>.txt or JSONL {task, language, text})
-  typology  SYNT, PHONO (WALS intersection over union, shared-feature counts) and lang2vec cosines/distances
+  typology  SYNT, PHONO (WALS intersection over union, shared-feature counts) and lang2vec cosine similarities
   model     EMB, LM_L, LM_EM from a checkpoint (accelerator stage; see `jaxlt features model --help`)
 
 examples:
   jaxlt features text --text text_dir/ --out features/
   jaxlt features typology --languages en,ar,bn,fi,id,ru,sw --out features/typology.csv
   jaxlt features typology --refresh          (re-read lang2vec into the bundled snapshot)
+  jaxlt features typology --typology lab_typology.csv --languages syn_a,syn_b,en
+
+Typology file (--typology, also accepted by `jaxlt analyze`): a CSV with a `language` column and one
+column per binary property (1 has, 0 lacks, empty unknown), for languages lang2vec does not know
+(e.g. synthetic ones; any code jaxlt does not know is kept as written) or to extend it. Columns named
+S_* count toward SYNT and P_* toward PHONO (lang2vec's WALS names, so a real language's WALS row lines
+up); all columns give TYPO, the intersection over union of every property. Without --languages, all
+languages of the file are used.
 
 Pair tables are long (task, source, target, feature, value) as DESIGN.md; pass them to
 `jaxlt analyze --pair-features`. Text statistics are cached by content hash (--cache-dir)."""
@@ -34,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     typo.add_argument("--out", help="output CSV (long pair table)")
     typo.add_argument("--refresh", action="store_true", help="rebuild the lang2vec snapshot first")
     typo.add_argument("--snapshot", help="snapshot path (default: the bundled one)")
+    typo.add_argument("--typology", help="typology CSV: language + one 0/1 column per property (see below)")
     sub.add_parser("model", prog="jaxlt features model", help="EMB, LM_L, LM_EM (delegates to jaxlt.grid.model_features)",
                    add_help=False)
     return parser
@@ -71,17 +80,19 @@ def main(argv: list[str]) -> int:
             l = write_csv(langs, out / "text_language_features.csv")
             print(f"wrote {p} ({len(pairs)} pairs, {pairs['task'].nunique()} tasks) and {l}")
             return 0
-        from jaxlt import languages
-        from jaxlt.features import typology
+        from jaxlt.features import typology, user
 
         if args.refresh:
             print(f"snapshot: {typology.build_snapshot(args.snapshot)}")
-        if not args.languages:
+        table = user.read_typology(args.typology) if args.typology else None
+        extra = user.extra_languages(table)
+        if not args.languages and table is None:
             if args.refresh:
                 return 0
-            parser.error("typology needs --languages (or --refresh)")
-        codes = [languages.normalize(c) for c in args.languages.split(",") if c.strip()]
-        wide = typology.pair_features(typology.all_pairs(codes), args.snapshot)
+            parser.error("typology needs --languages, --typology or --refresh")
+        listed = [c.strip() for c in args.languages.split(",") if c.strip()] if args.languages else list(table.index)
+        codes = [user.code(c, extra) for c in listed]
+        wide = typology.pair_features(typology.all_pairs(codes), args.snapshot, user=table)
         features = [c for c in wide.columns if c not in ("source", "target")]
         long = to_long(wide, features, task=args.task)
         if args.out:
@@ -90,5 +101,5 @@ def main(argv: list[str]) -> int:
             wide.to_csv(sys.stdout, index=False)
         return 0
     except (ValueError, FileNotFoundError) as error:
-        print(f"jaxlt features: error: {error}", file=sys.stderr)
+        print(f"jaxlt features: error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2

@@ -174,14 +174,18 @@ def build_frame(
     # pair features under any name (EMB, or the user's own); text features come through text_pairs
     pair_names = sorted(from_pair_table - set(given))
     for name in pair_names:
-        if name in pairs.columns:
-            raise ValueError(f"pair feature {name!r} clashes with a column jaxlt computes; rename it")
-        pairs[name] = _lookup_pair(pair_features, name, pairs)
+        values = _lookup_pair(pair_features, name, pairs)
+        if name in pairs.columns and name != "EMB":  # e.g. a saved `jaxlt features typology` table: the user's values win
+            ledger.note("features", f"{name}: supplied values replace jaxlt's where given", "--pair-features has a column "
+                        "jaxlt also computes", int((~np.isnan(values)).sum()))
+            values = np.where(np.isnan(values), pairs[name].to_numpy(float), values)
+        pairs[name] = values
         _report_missing(pairs, [name], ledger, f"no {name} value for this pair")
     if "EMB" not in pair_names:
         ledger.unavailable_feature("EMB", "no encoder centroids or EMB pair rows supplied (--embeddings NPZ or --pair-features)", len(pairs))
         pairs["EMB"] = np.nan
-    user_pair = [n for n in pair_names if n not in MODEL_PAIR_FEATURES + TEXT_FEATURES]
+    computed = set(CORRELATION_FEATURES) | {f"{w}_{k}" for w in ("SYNT", "PHONO") for k in ("n_shared", "n_union")}
+    user_pair = [n for n in pair_names if n not in MODEL_PAIR_FEATURES + TEXT_FEATURES and n not in computed]
 
     candidates = list(CORRELATION_FEATURES) + user_pair + user_language
     available = [f for f in candidates if f in pairs.columns and pairs[f].notna().any()]

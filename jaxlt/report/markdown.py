@@ -81,6 +81,15 @@ def _heatmap_job(observed: pd.DataFrame, predicted: pd.DataFrame | None, column:
     return (figures.heatmaps, panels, title, path)
 
 
+def _parse_losses(text: str) -> dict[str, list[str]]:
+    """'source_mean (RMSE, ndcg@3); always_english (top1)' -> {'source_mean': ['RMSE', 'ndcg@3'], ...}."""
+    out = {}
+    for part in filter(None, (p.strip() for p in str(text or "").split(";"))):
+        name, _, what = part.partition(" (")
+        out[name] = [w.strip() for w in what.rstrip(")").split(",") if w.strip()]
+    return out
+
+
 def _findings(result: AnalysisResult) -> list[str]:
     """The first section: what the analysis found, in plain words."""
     tables, ledger = result.tables, result.data.ledger
@@ -92,10 +101,15 @@ def _findings(result: AnalysisResult) -> list[str]:
         bits = [f"**{task} ({model})**: zero-shot scores of unseen target languages are predicted with an RMSE of "
                 f"{me['rmse_mean_over_folds']:.1f} points (per-source-mean baseline {m.loc['source_mean', 'rmse_mean_over_folds']:.1f}, "
                 f"training mean {m.loc['training_mean', 'rmse_mean_over_folds']:.1f})"]
-        if me["loses_to"]:
-            bits.append(f"the model is **no better than a baseline** here: it loses to {me['loses_to']}")
+        losses = _parse_losses(me["loses_to"])
+        by_rmse = [b for b, what in losses.items() if "RMSE" in what]
+        by_rank = [b for b, what in losses.items() if "RMSE" not in what or len(what) > 1]
+        if by_rmse:
+            bits.append(f"in RMSE the model is **no better than a baseline**: {', '.join(by_rmse)} predicts better")
         else:
-            bits.append("it beats every baseline")
+            bits.append("in RMSE it beats every baseline")
+        if by_rank:
+            bits.append(f"for choosing a source, **a baseline ranks better**: {', '.join(f'{b} ({chr(44).join(losses[b])})' for b in by_rank)}")
         if not np.isnan(me["top1_accuracy"]):
             bits.append(f"it names the best source for {100 * me['top1_accuracy']:.0f}% of targets")
         freq = {k: v for k, v in (m.attrs.get("selection_frequency") or {}).items()}
@@ -124,7 +138,7 @@ def _findings(result: AnalysisResult) -> list[str]:
             bits.append(f"with n > 0 target examples, S_T(n) is predicted with RMSE {model_row['rmse_mean_over_folds']:.1f} "
                         f"(S_T(0) + mean alpha log(n+1): {nm.loc['mean_alpha', 'rmse_mean_over_folds']:.1f}; per-source mean: "
                         f"{nm.loc['source_mean', 'rmse_mean_over_folds']:.1f})"
-                        + (f", losing to {model_row['loses_to']}" if model_row["loses_to"] else ", better than each baseline"))
+                        + (f"; baselines that beat it: {model_row['loses_to']}" if model_row["loses_to"] else ", better than each baseline"))
         lines.append("- " + "; ".join(bits) + ".\n")
     unavailable = sorted({e.what for e in ledger.unavailable if "missing for" not in e.reason})
     if unavailable:
