@@ -32,7 +32,7 @@ def test_ranking_equals_the_fitted_model_and_observed_scores(tydiqa):
     assert list(table["rank"]) == list(range(1, 7)) and "fi" not in set(table["source"])
     np.testing.assert_allclose(table["observed"], rows["S_T"])  # the published cells
     assert table["p_best"].sum() == pytest.approx(1.0) and table["flags"].eq("").all()
-    # the baseline's answer: per-source mean of the observed zero-shot scores
+    # the baseline's answer: per-source mean of the observed zero-shot scores (plus mean alpha log(n+1) for n > 0)
     means = zero.groupby("source")["S_T"].mean()
     np.testing.assert_allclose(table["baseline"], table["source"].map(means))
     assert table.attrs["baseline_best"] == means.loc[table["source"]].idxmax()
@@ -67,7 +67,18 @@ def test_n_shot_adds_alpha_log_n_and_answers_the_budget_question(tydiqa):
     np.testing.assert_allclose(few["predicted"], np.clip(zero["predicted"].to_numpy() + alpha * np.log(51), 0, 100))
     np.testing.assert_allclose(few["gain_per_doubling"], alpha * (np.log(101) - np.log(51)))
     answer = budget_answer(rec.recommend("ru", n=50))
-    assert answer.startswith("For ru with n = 50: fine-tune on ") and "doubling n to 100 adds about" in answer
+    assert answer.startswith("For ru with n = 50: ") and "per-source-mean baseline would pick" in answer
+    assert "doubling n to 100 adds about" in answer
+
+
+def test_tied_predictions_share_the_probability_of_being_best(tydiqa):
+    _, rec = tydiqa
+    table = rec.recommend("fi")
+    assert table["p_best"].sum() == pytest.approx(1.0)
+    if table.attrs["n_tied_at_top"] == len(table):  # every source tied in the fit: in every refit too when no source feature is used
+        if not set(rec.zero_model_.selected_) & {"S_S", "SIZE_S", "SYNT", "PHONO"}:
+            np.testing.assert_allclose(table["p_best"], 1 / len(table))
+        assert "does not tell" in budget_answer(table)
 
 
 def test_target_outside_the_results_is_flagged(tydiqa):

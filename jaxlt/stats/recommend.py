@@ -117,7 +117,9 @@ class SourceRecommender(BaseEstimator):
         self.known_ = zero.set_index(KEY)
         self.source_features_ = zero.groupby("source")[["S_S"] + [c for c in zero.columns if c.endswith("_S") and c != "S_S"]].first()
         self.observed_n_ = frame.set_index(KEY + ["n_target"])["S_T"]
-        self.baseline_ = frame.groupby(["source", "n_target"])["S_T"].mean()
+        # the per-source-mean baseline at any n: the source's mean zero-shot score plus its mean alpha log(n+1)
+        self.baseline_zero_ = zero.groupby("source")["S_T"].mean()
+        self.baseline_alpha_ = fit_alpha(frame).groupby("source")["alpha"].mean() if (frame["n_target"] > 0).any() else pd.Series(dtype=float)
         self.typology_ = typology_file
         return self
 
@@ -194,13 +196,16 @@ class SourceRecommender(BaseEstimator):
             predicted = zero + slope * np.log1p(n)
             width = width + self.alpha_halfwidth_ * np.log1p(n)
             boot = boot + self.alpha_boot_.predict(alpha_rows.assign(S_T0=np.clip(boot.mean(axis=1), *SCORE_RANGE))) * np.log1p(n)
-        best = np.argmax(boot, axis=0)
+        # tied predictions (e.g. a model that uses only target features) share the credit of being best
+        top = np.isclose(boot, boot.max(axis=0, keepdims=True), rtol=0, atol=1e-9)
+        p_best = (top / top.sum(axis=0, keepdims=True)).mean(axis=1)
         out = pd.DataFrame({"source": rows["source"], "source_name": rows["source"].map(_name),
                             "predicted": np.clip(predicted, *SCORE_RANGE),
                             "lower": np.clip(predicted - width, *SCORE_RANGE), "upper": np.clip(predicted + width, *SCORE_RANGE),
-                            "p_best": np.bincount(best, minlength=len(rows)) / boot.shape[1],
+                            "p_best": p_best,
                             "gain_per_doubling": slope * (np.log1p(2 * n) - np.log1p(n)) if n > 0 else np.nan,
-                            "baseline": [self.baseline_.get((s, n), np.nan) for s in rows["source"]]})
+                            "baseline": [self.baseline_zero_.get(s, np.nan) + self.baseline_alpha_.get(s, 0.0) * np.log1p(n)
+                                         for s in rows["source"]]})
         out["clipped"] = (predicted < SCORE_RANGE[0]) | (predicted > SCORE_RANGE[1])
         out["flags"] = self._flags(rows, target, n)
         out["imputed"] = rows["imputed"].to_numpy()
@@ -209,7 +214,8 @@ class SourceRecommender(BaseEstimator):
         out = out.sort_values("predicted", ascending=False, kind="stable").reset_index(drop=True)
         out.insert(0, "rank", np.arange(1, len(out) + 1))
         baseline_best = out.loc[out["baseline"].idxmax(), "source"] if out["baseline"].notna().any() else None
-        out.attrs.update(task=self.task_, model=self.model_, target=target, n=n, coverage=self.coverage,
+        tied = np.isclose(out["predicted"], out["predicted"].iloc[0], rtol=0, atol=1e-6) if len(out) else np.array([])
+        out.attrs.update(task=self.task_, model=self.model_, target=target, n=n, coverage=self.coverage, n_tied_at_top=int(tied.sum()),
                          best=out["source"].iloc[0] if len(out) else None, baseline_best=baseline_best,
                          n_bootstrap=self.n_bootstrap)
         return out
@@ -221,14 +227,19 @@ def budget_answer(table: pd.DataFrame) -> str:
     if table.empty:
         return "no candidate sources"
     top = table.iloc[0]
-    text = (f"For {a['target']} with n = {a['n']}: fine-tune on {top['source']} ({top['source_name']}), predicted "
-            f"{top['predicted']:.1f} [{top['lower']:.1f}, {top['upper']:.1f}], best in {100 * top['p_best']:.0f}% of "
-            f"{a['n_bootstrap']} bootstrap refits")
+    if a.get("n_tied_at_top", 1) > 1:
+        text = (f"For {a['target']} with n = {a['n']}: the model does not tell {a['n_tied_at_top']} sources apart (tied at "
+                f"{top['predicted']:.1f} [{top['lower']:.1f}, {top['upper']:.1f}]; it uses no feature that differs between "
+                f"them)")
+    else:
+        text = (f"For {a['target']} with n = {a['n']}: fine-tune on {top['source']} ({top['source_name']}), predicted "
+                f"{top['predicted']:.1f} [{top['lower']:.1f}, {top['upper']:.1f}], best in {100 * top['p_best']:.0f}% of "
+                f"{a['n_bootstrap']} bootstrap refits")
     if a["n"] > 0 and not np.isnan(top["gain_per_doubling"]):
         text += f"; doubling n to {2 * a['n']} adds about {top['gain_per_doubling']:.1f} points"
     if a.get("baseline_best"):
         text += f". The per-source-mean baseline would pick {a['baseline_best']}"
-        text += " (the same)." if a["baseline_best"] == top["source"] else " (a different source)."
+        text += "." if a.get("n_tied_at_top", 1) > 1 else (" (the same)." if a["baseline_best"] == top["source"] else " (a different source).")
     else:
         text += "."
     if top["flags"]:
