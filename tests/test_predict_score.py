@@ -119,7 +119,8 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
 
 def test_tokenize_truncates_keeping_eos_and_logs_the_count(caplog):
     from jaxlt.data.vocabulary import get_vocabulary
-    from jaxlt.model.inference import bucket_length, padded_batches, tokenize
+    from jaxlt.model.inference import tokenize
+    from jaxlt.train.batched import _groups, bucket_length, truncate
 
     vocab = get_vocabulary(SPM_PATH)
     long_text = " ".join(["Der Zug ist pünktlich angekommen"] * 5)
@@ -128,12 +129,11 @@ def test_tokenize_truncates_keeping_eos_and_logs_the_count(caplog):
     assert ids[0] == _sp_ids("Hello world.")  # 8 pieces + EOS: fits exactly
     assert ids[1] == _sp_ids(long_text)[:8] + [EOS]
     assert "1 of 2 inputs truncated to 9 tokens" in caplog.text
-    assert [bucket_length(n) for n in (1, 8, 9, 33)] == [8, 8, 16, 64]
-    batches = list(padded_batches([[5, 1], [6, 7, 1], [8] * 9 + [1]], 2))
-    assert [(start, count) for start, count, _ in batches] == [(0, 2), (2, 1)]
-    (first,), (last,) = batches[0][2], batches[1][2]
-    assert first.shape == (2, 8) and first[1].tolist() == [6, 7, 1, 0, 0, 0, 0, 0]
-    assert last.shape == (2, 16) and (last[1] == last[0]).all()  # fill row, dropped by the caller
+    # the shared batching path: power-of-two buckets, fixed batch size, input order kept per bucket
+    assert [bucket_length(n, None) for n in (1, 8, 9, 33)] == [8, 8, 16, 64]
+    assert [bucket_length(n, (16, 32)) for n in (1, 16, 17, 99)] == [16, 16, 32, 32]
+    assert list(_groups([2, 3, 10, 4], None, 2)) == [(8, [0, 1]), (8, [3]), (16, [2])]
+    assert truncate([5, 6, 7, 1], 3) == [5, 6, 1]
 
 
 def test_predict_and_score_take_gin_model_overrides(tmp_path):

@@ -128,6 +128,7 @@ class TrainerExecutor:
         self.trainer = trainer
         self.pretrained = trainer.place_params(params)  # stays on the devices for the whole grid
         self._eval_cache: dict[tuple[str, str], tuple[np.ndarray, list, int]] = {}
+        self._eval_inputs: dict[tuple[str, str], list[list[int]]] = {}  # token ids per example
         self._nshot_cache: dict[tuple, dict[str, np.ndarray]] = {}  # nested n-shot sets, largest n
         self._largest_n: dict[tuple, int] = {}
         # pack_cells != 1: few-shot cells train and evaluate K at a time (jaxlt.grid.packing).
@@ -339,6 +340,7 @@ class TrainerExecutor:
             spec = get_dataset(task)
             references = [spec.reference(ex) for ex in examples]
             self._eval_cache[key] = (array, references, len(inputs))
+            self._eval_inputs[key] = [[int(t) for t in ids] for ids in inputs]
         return self._eval_cache[key]
 
     def decode_texts(self, tokens: np.ndarray) -> list[str]:
@@ -353,28 +355,40 @@ class TrainerExecutor:
     def evaluate(self, model, task: str, target: str):
         if self.packer is not None and self.packer.handles(model):  # evaluated with its pack
             return self.packer.evaluate(model, task, target)
+        from jaxlt.train.batched import predict_ids
+
         t0 = time.perf_counter()
-        array, _, _ = self.eval_set(task, target)
+        self.eval_set(task, target)
+        inputs = self._eval_inputs[(task, target)]
         bs, decode_length = self.settings.evaluation.batch_size, self.settings.decode_length
+        # The shared prediction path, one bucket (the input length): one compiled decode for every target.
+        bucket = (self.settings.data.input_length,)
         compiled = self.trainer.num_compiled_inference_functions
-        compile_s, tokens = 0.0, []
-        for start in range(0, len(array), bs):
-            t1 = time.perf_counter()
-            tokens.append(self.trainer.predict(model, array[start:start + bs], decode_length))
-            if start == 0 and self.trainer.num_compiled_inference_functions > compiled:
-                compile_s = time.perf_counter() - t1  # a new shape compiled (and ran one batch)
-        scores, details = self.score_predictions(task, target, np.concatenate(tokens))
+        t1 = time.perf_counter()
+        generated, _ = predict_ids(self.trainer, model, inputs[:bs], decode_length, batch_size=bs, buckets=bucket)
+        # the first call of a new shape compiles (and runs one batch)
+        compile_s = time.perf_counter() - t1 if self.trainer.num_compiled_inference_functions > compiled else 0.0
+        rest, _ = predict_ids(self.trainer, model, inputs[bs:], decode_length, batch_size=bs, buckets=bucket)
+        texts = [self.vocabulary.decode([t for t in ids if t != 0]) for ids in generated + rest]
+        scores, details = self.score_texts(task, target, texts)
         dt = time.perf_counter() - t0
         return scores, Timings(wall_seconds=dt, compile_seconds=compile_s, eval_seconds=dt), details
 
     def score_predictions(self, task: str, target: str, tokens: np.ndarray):
         """Metrics and record details of decoded token rows (the eval set's rows, padding included)."""
+        _, _, count = self.eval_set(task, target)
+        return self.score_texts(task, target, self.decode_texts(tokens[:count]))
+
+    def score_texts(self, task: str, target: str, texts: list[str]):
+        """Metrics and record details of the decoded texts of the eval set's examples."""
         from jaxlt.data import metrics
         from jaxlt.data.tasks import postprocessor
 
         _, references, count = self.eval_set(task, target)
+        if len(texts) != count:
+            raise RuntimeError(f"{task}.{target}: {len(texts)} predictions for {count} examples")
         post = postprocessor(task)
-        predictions = [post(p) for p in self.decode_texts(tokens[:count])]
+        predictions = [post(p) for p in texts]
         scores = metrics.score(task, references, predictions)
         # The digest tells runs apart even when a tiny model's metric is flat (0 or constant).
         digest = hashlib.sha256("\x00".join(predictions).encode()).hexdigest()[:16]

@@ -1,8 +1,9 @@
 """Batch prediction and scoring of JSONL records with a loaded checkpoint (used by `jaxlt predict`/`score`).
 
 Texts are tokenised with the checkpoint's SentencePiece model and end with EOS (as in mT5
-pre-training and fine-tuning). Batches have a fixed size and lengths are rounded up to a
-few buckets, so a whole file runs through a handful of compiled functions.
+pre-training and fine-tuning); prediction and scoring go through `jaxlt.train.batched`, the one
+path shared with `jaxlt evaluate` and the grid (fixed batch size, bucketed lengths, so a whole
+file runs through a handful of compiled functions).
 """
 
 from __future__ import annotations
@@ -10,9 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterable, Iterator
-
-import numpy as np
+from collections.abc import Iterable
 
 from jaxlt import atomic, errors
 
@@ -76,78 +75,42 @@ def tokenize(vocabulary, texts: list[str], eos_id: int, max_length: int | None =
     return out
 
 
-def bucket_length(n: int, minimum: int = 8) -> int:
-    """Next power of two >= n (at least `minimum`): few distinct shapes, at most 2x padding."""
-    length = minimum
-    while length < n:
-        length *= 2
-    return length
-
-
-def padded_batches(sequences: list[list[int]], batch_size: int, *others: list[list[int]]
-                   ) -> Iterator[tuple[int, int, tuple[np.ndarray, ...]]]:
-    """Yields (start, count, arrays) over fixed-size batches, each array zero-padded to a bucketed
-    length; the last batch is filled with copies of its first row (dropped by the caller)."""
-    for start in range(0, len(sequences), batch_size):
-        count = min(batch_size, len(sequences) - start)
-        arrays = []
-        for seqs in (sequences, *others):
-            chunk = seqs[start:start + count]
-            chunk = chunk + [chunk[0]] * (batch_size - count)
-            arr = np.zeros((batch_size, bucket_length(max(map(len, chunk)))), np.int32)
-            for i, ids in enumerate(chunk):
-                arr[i, :len(ids)] = ids
-            arrays.append(arr)
-        yield start, count, tuple(arrays)
-
-
-def strip_after_eos(ids: np.ndarray, eos_id: int) -> list[int]:
-    """Generated ids before the first EOS (everything after it is padding)."""
-    ids = [int(t) for t in ids]
-    return ids[:ids.index(eos_id)] if eos_id in ids else ids
-
-
 def predict_records(loaded, records: list[dict], *, batch_size: int = 16, max_decode_length: int = 64,
-                    max_input_length: int | None = None, progress: bool = True) -> list[dict]:
-    """Adds "prediction" (text) and "prediction_ids" (ids without EOS/padding) to each record."""
-    import jax
-    from tqdm import tqdm
+                    max_input_length: int | None = None, progress: bool = True, trainer=None) -> list[dict]:
+    """Adds "prediction" (text) and "prediction_ids" (ids without EOS/padding) to each record.
 
-    from jaxlt.model.decoding import greedy_decode
+    Runs through `jaxlt.train.batched.predict_ids`, the path `jaxlt evaluate` and the grid use
+    (`trainer`: an existing one for `loaded.config`; default a data-parallel inference Trainer)."""
+    from jaxlt.train.batched import inference_trainer, predict_ids
 
     config, vocab = loaded.config, loaded.vocabulary
     inputs = tokenize(vocab, [r["inputs"] for r in records], config.eos_token_id, max_input_length)
-    params = jax.device_put(loaded.params)
+    trainer = trainer or inference_trainer(config, batch_size)
+    params = trainer.place_params(loaded.params)
+    generated, _ = predict_ids(trainer, params, inputs, max_decode_length, batch_size=batch_size,
+                               progress=progress)
     out = [dict(r) for r in records]
-    with tqdm(total=len(records), desc="predict", unit="ex", disable=not progress) as bar:
-        for start, count, (enc,) in padded_batches(inputs, batch_size):
-            tokens = np.asarray(greedy_decode(config, params, enc, max_decode_length))
-            for i in range(count):
-                ids = strip_after_eos(tokens[i], config.eos_token_id)
-                out[start + i]["prediction"] = vocab.decode(ids)
-                out[start + i]["prediction_ids"] = ids
-            bar.update(count)
+    for record, ids in zip(out, generated):
+        record["prediction"] = vocab.decode(ids)
+        record["prediction_ids"] = ids
     return out
 
 
 def score_records(loaded, records: list[dict], *, batch_size: int = 16, max_input_length: int | None = None,
-                  progress: bool = True) -> list[dict]:
-    """Adds "log_likelihood" (natural-log sum over target tokens incl. EOS) and "num_tokens"."""
-    import jax
-    from tqdm import tqdm
+                  progress: bool = True, trainer=None) -> list[dict]:
+    """Adds "log_likelihood" (natural-log sum over target tokens incl. EOS) and "num_tokens".
 
-    from jaxlt.model.decoding import sequence_log_likelihood
+    Runs through `jaxlt.train.batched.score_ids`, the path rank classification uses."""
+    from jaxlt.train.batched import inference_trainer, score_ids
 
     config, vocab = loaded.config, loaded.vocabulary
     inputs = tokenize(vocab, [r["inputs"] for r in records], config.eos_token_id, max_input_length)
     targets = tokenize(vocab, [r["targets"] for r in records], config.eos_token_id, None, what="targets")
-    params = jax.device_put(loaded.params)
+    trainer = trainer or inference_trainer(config, batch_size)
+    params = trainer.place_params(loaded.params)
+    scores, _ = score_ids(trainer, params, inputs, targets, batch_size=batch_size, progress=progress)
     out = [dict(r) for r in records]
-    with tqdm(total=len(records), desc="score", unit="ex", disable=not progress) as bar:
-        for start, count, (enc, tgt) in padded_batches(inputs, batch_size, targets):
-            ll = np.asarray(sequence_log_likelihood(config, params, enc, tgt))
-            for i in range(count):
-                out[start + i]["log_likelihood"] = float(ll[i])
-                out[start + i]["num_tokens"] = len(targets[start + i])
-            bar.update(count)
+    for record, ll, tgt in zip(out, scores, targets):
+        record["log_likelihood"] = ll
+        record["num_tokens"] = len(tgt)
     return out

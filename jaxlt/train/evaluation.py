@@ -1,7 +1,8 @@
 """Evaluation: batched greedy decoding (or rank classification) over a task split, seqio metrics.
 
-Inputs are padded to a few fixed lengths (`buckets`) and batches to a fixed
-size, so evaluating many languages reuses a handful of compiled functions.
+Decoding and scoring go through `jaxlt.train.batched` (the path `jaxlt predict`/`score` and the
+grid use): inputs are padded to a few fixed lengths (`buckets`) and batches to a fixed size, so
+evaluating many languages reuses a handful of compiled functions.
 Every prediction is returned (and written by `write_evaluation`) next to the
 metrics, so any number can be audited.
 """
@@ -18,6 +19,7 @@ import numpy as np
 import seqio
 
 from jaxlt import atomic
+from jaxlt.train.batched import predict_ids, score_ids
 
 log = logging.getLogger(__name__)
 
@@ -44,41 +46,6 @@ def load_examples(task_name: str, split: str, max_examples: int | None = None) -
     return list(ds.as_numpy_iterator())
 
 
-def bucket_length(n: int, buckets: Sequence[int]) -> int:
-    for b in buckets:
-        if n <= b:
-            return b
-    return buckets[-1]
-
-
-def _batched_inputs(examples, batch_size: int, buckets: Sequence[int]):
-    """Yields (indices, encoder tokens [batch_size, bucket]) with examples grouped by bucket.
-
-    Inputs longer than the largest bucket are truncated (keeping EOS) and counted.
-    """
-    by_bucket: dict[int, list[int]] = {}
-    truncated = 0
-    for i, ex in enumerate(examples):
-        n = len(ex["inputs"])
-        truncated += n > buckets[-1]
-        by_bucket.setdefault(bucket_length(n, buckets), []).append(i)
-    if truncated:
-        log.warning("%d of %d inputs are longer than the largest bucket (%d tokens) and were truncated",
-                    truncated, len(examples), buckets[-1])
-    for length in sorted(by_bucket):
-        idx = by_bucket[length]
-        for start in range(0, len(idx), batch_size):
-            chunk = idx[start:start + batch_size]
-            enc = np.zeros((batch_size, length), np.int32)
-            for row, i in enumerate(chunk):
-                tokens = examples[i]["inputs"]
-                if len(tokens) > length:
-                    tokens = np.concatenate([tokens[:length - 1], tokens[-1:]])
-                enc[row, :len(tokens)] = tokens
-            yield chunk, enc
-    return truncated
-
-
 def evaluate_task(trainer, params, task_name: str, split: str, *, vocabulary=None, batch_size: int,
                   max_decode_length: int, rank_classification: bool = False,
                   label_strings: Sequence[str] | None = None, buckets: Sequence[int] | None = None,
@@ -90,7 +57,6 @@ def evaluate_task(trainer, params, task_name: str, split: str, *, vocabulary=Non
     Returns (metrics, predictions); predictions hold index, input, target and
     prediction (raw and postprocessed) for every example.
     """
-    from tqdm.auto import tqdm
 
     task = seqio.get_mixture_or_task(task_name)
     if vocabulary is None:
@@ -100,32 +66,24 @@ def evaluate_task(trainer, params, task_name: str, split: str, *, vocabulary=Non
     if not examples:
         raise ValueError(f"task {task_name!r} split {split!r} has no examples")
     eos = trainer.config.eos_token_id
-    raw = [None] * len(examples)
-    batches = list(_batched_inputs(examples, batch_size, buckets))
-    bar = tqdm(total=len(examples), desc=f"eval {task_name}", unit="ex", disable=not progress)
+    inputs = [[int(t) for t in ex["inputs"]] for ex in examples]
     if rank_classification:
         labels = list(label_strings) if label_strings is not None else sorted(
             {_text(ex.get("targets_pretokenized", b"")) or _tokens_to_text(vocabulary, ex["targets"], eos)
              for ex in examples})
         label_ids = [list(vocabulary.encode(l)) + [eos] for l in labels]
-        width = bucket_length(max(len(t) for t in label_ids), (8, 16, 32, 64, 128, 256))
-        dec = np.zeros((len(labels), width), np.int32)
-        for j, t in enumerate(label_ids):
-            dec[j, :min(len(t), width)] = t[:width]
-        for chunk, enc in batches:
-            # One scoring call per label keeps the shape [batch_size, bucket] fixed.
-            scores = np.stack([trainer.score(params, enc, np.repeat(dec[j:j + 1], len(enc), 0))
-                               for j in range(len(labels))], axis=1)
-            for row, i in enumerate(chunk):
-                raw[i] = labels[int(np.argmax(scores[row]))]
-            bar.update(len(chunk))
+        # One scoring pass per label over the whole split (the shared scoring path).
+        scores = []
+        for ids in label_ids:
+            ll, truncated = score_ids(trainer, params, inputs, [ids] * len(inputs), batch_size=batch_size,
+                                      buckets=buckets, progress=progress, desc=f"rank {task_name}")
+            scores.append(ll)
+        best = np.argmax(np.array(scores), axis=0)
+        raw = [labels[int(j)] for j in best]
     else:
-        for chunk, enc in batches:
-            out = trainer.predict(params, enc, max_decode_length)
-            for row, i in enumerate(chunk):
-                raw[i] = _tokens_to_text(vocabulary, out[row], eos)
-            bar.update(len(chunk))
-    bar.close()
+        generated, truncated = predict_ids(trainer, params, inputs, max_decode_length, batch_size=batch_size,
+                                           buckets=buckets, progress=progress, desc=f"eval {task_name}")
+        raw = [vocabulary.decode([t for t in ids if t != 0]) for ids in generated]
 
     predictions, targets, outputs = [], [], []
     for i, ex in enumerate(examples):
@@ -147,7 +105,7 @@ def evaluate_task(trainer, params, task_name: str, split: str, *, vocabulary=Non
     for fn in metric_fns:
         metrics.update({k: float(v) for k, v in fn(targets, outputs).items()})
     metrics["num_examples"] = len(examples)
-    metrics["num_truncated"] = int(sum(len(ex["inputs"]) > buckets[-1] for ex in examples))
+    metrics["num_truncated"] = int(truncated)
     return metrics, predictions
 
 
