@@ -1,9 +1,10 @@
 """Model configuration: a frozen dataclass with Hugging Face field names.
 
 Field names follow `transformers.T5Config` / `MT5Config` so that a checkpoint's
-`config.json` maps onto it one to one; `dtype`, `param_dtype`, `remat` and
-`scan_unroll` are jaxlt's own (compute precision, per-layer rematerialisation, and
-how many stacked layers each iteration of the compiled layer loop runs).
+`config.json` maps onto it one to one; `dtype`, `param_dtype`, `remat`, `scan_unroll` and
+`logits_chunk_size` are jaxlt's own (compute precision, per-layer rematerialisation, how
+many stacked layers each iteration of the compiled layer loop runs, and the vocabulary
+chunking of the training loss).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import jax.numpy as jnp
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 FEED_FORWARD_PROJS = ("gated-gelu", "relu", "gated-relu", "gated-silu", "gelu")
 REMAT_POLICIES = ("none", "full", "dots", "dots_with_no_batch_dims")
-JAXLT_FIELDS = ("dtype", "param_dtype", "remat", "scan_unroll")  # not part of a HF config.json
+JAXLT_FIELDS = ("dtype", "param_dtype", "remat", "scan_unroll", "logits_chunk_size")  # not in a HF config.json
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +51,10 @@ class T5Config:
     # Params stay stacked either way; unrolling (>= num_layers: fully) trades compile
     # time for speed, ~1.1-1.4x per train step on CPU, where loop copies are costly.
     scan_unroll: int = 1
+    # Training loss over the vocabulary in chunks of this many columns, never holding the float32
+    # [batch, length, vocab] logits (same loss and gradients; the chunk logits are recomputed in
+    # the backward pass). None: chunks of 16384 when vocab_size >= 65536 (mT5), else off; 0: off.
+    logits_chunk_size: int | None = None
 
     def __post_init__(self):
         if self.num_decoder_layers is None:
@@ -63,6 +68,8 @@ class T5Config:
                 raise ValueError(f"{name}={getattr(self, name)!r}; known: {', '.join(DTYPES)}")
         if self.remat not in REMAT_POLICIES:
             raise ValueError(f"remat={self.remat!r}; known: {', '.join(REMAT_POLICIES)}")
+        if self.logits_chunk_size is not None and int(self.logits_chunk_size) < 0:
+            raise ValueError(f"logits_chunk_size must be >= 0 or None, got {self.logits_chunk_size}")
         if int(self.scan_unroll) < 1:
             raise ValueError(f"scan_unroll must be >= 1, got {self.scan_unroll}")
         for name in ("vocab_size", "d_model", "d_kv", "d_ff", "num_layers", "num_heads",
@@ -80,6 +87,13 @@ class T5Config:
         """Name of the feed-forward activation ('gelu_new' is the tanh approximation used by mT5)."""
         act = self.feed_forward_proj.split("-")[-1]
         return "gelu_new" if act == "gelu" else act
+
+    @property
+    def loss_chunk(self) -> int:
+        """Columns per chunk of the training loss's vocabulary scan; 0: the plain loss."""
+        if self.logits_chunk_size is None:
+            return 16384 if self.vocab_size >= 65536 else 0
+        return int(self.logits_chunk_size)
 
     @property
     def compute_dtype(self):

@@ -112,11 +112,13 @@ class Decoder(nn.Module):
 class LogitsDense(nn.Module):
     config: T5Config
 
-    @nn.compact
+    def setup(self):
+        cfg = self.config
+        self.kernel = _param(self, "kernel", (cfg.d_model, cfg.vocab_size), ("embed", "vocab"))
+
     def __call__(self, x):
         cfg = self.config
-        kernel = _param(self, "kernel", (cfg.d_model, cfg.vocab_size), ("embed", "vocab"))
-        return jnp.einsum("bld,dv->blv", x.astype(cfg.compute_dtype), kernel.astype(cfg.compute_dtype))
+        return jnp.einsum("bld,dv->blv", x.astype(cfg.compute_dtype), self.kernel.astype(cfg.compute_dtype))
 
 
 class Transformer(nn.Module):
@@ -139,26 +141,52 @@ class Transformer(nn.Module):
         return self.encoder(x, encoder_input_tokens, encoder_segment_ids, encoder_positions,
                             deterministic=not enable_dropout)
 
-    def _logits(self, y):
+    def _head_input(self, y):
         cfg = self.config
         if cfg.scale_decoder_outputs:  # T5 v1.0 / mesh-tf; never mT5, tied or not
             y = y * cfg.d_model ** -0.5
-        if cfg.tie_word_embeddings:
-            logits = self.token_embedder.attend(y.astype(cfg.compute_dtype))
+        return y.astype(cfg.compute_dtype)
+
+    def head_kernel(self):
+        """The output layer's [d_model, vocab] weights (the shared embedding, transposed, when tied)."""
+        if self.config.tie_word_embeddings:
+            return self.token_embedder.embedding.T
+        return self.logits_dense.kernel
+
+    def _logits(self, y):
+        y = self._head_input(y)
+        if self.config.tie_word_embeddings:
+            logits = self.token_embedder.attend(y)
         else:
             logits = self.logits_dense(y)
         return constrain(logits.astype(jnp.float32), ("batch", "length", "vocab"))
+
+    def _decoder_states(self, encoded, encoder_input_tokens, decoder_input_tokens, encoder_segment_ids,
+                        decoder_segment_ids, decoder_positions, enable_dropout):
+        y = self.token_embedder(decoder_input_tokens.astype(jnp.int32))
+        return self.decoder(y, encoded, encoder_input_tokens, segment_ids=decoder_segment_ids,
+                            encoder_segment_ids=encoder_segment_ids, positions=decoder_positions,
+                            deterministic=not enable_dropout)
 
     def decode(self, encoded, encoder_input_tokens, decoder_input_tokens, decoder_target_tokens=None,
                encoder_segment_ids=None, decoder_segment_ids=None, decoder_positions=None, enable_dropout=False):
         """Teacher-forced decoder: logits float32 [B, T, vocab]. `decoder_target_tokens` is accepted for
         interface compatibility; causal + segment masks already hide everything a target mask would."""
         del decoder_target_tokens
-        y = self.token_embedder(decoder_input_tokens.astype(jnp.int32))
-        y = self.decoder(y, encoded, encoder_input_tokens, segment_ids=decoder_segment_ids,
-                         encoder_segment_ids=encoder_segment_ids, positions=decoder_positions,
-                         deterministic=not enable_dropout)
-        return self._logits(y)
+        return self._logits(self._decoder_states(encoded, encoder_input_tokens, decoder_input_tokens,
+                                                 encoder_segment_ids, decoder_segment_ids, decoder_positions,
+                                                 enable_dropout))
+
+    def head_inputs(self, encoder_input_tokens, decoder_input_tokens, decoder_target_tokens=None,
+                    encoder_segment_ids=None, decoder_segment_ids=None, encoder_positions=None,
+                    decoder_positions=None, enable_dropout=False):
+        """`__call__` without the output layer: (the output layer's inputs [B, T, d_model] in the compute
+        dtype, its [d_model, vocab] kernel), for a loss that never holds all the logits at once."""
+        del decoder_target_tokens
+        encoded = self.encode(encoder_input_tokens, encoder_segment_ids, encoder_positions, enable_dropout)
+        y = self._decoder_states(encoded, encoder_input_tokens, decoder_input_tokens, encoder_segment_ids,
+                                 decoder_segment_ids, decoder_positions, enable_dropout)
+        return self._head_input(y), self.head_kernel()
 
     def __call__(self, encoder_input_tokens, decoder_input_tokens, decoder_target_tokens=None,
                  encoder_segment_ids=None, decoder_segment_ids=None, encoder_positions=None,

@@ -205,20 +205,14 @@ class Trainer:
 
     # -- the train step ----------------------------------------------------------
     def _loss(self, params, batch, rng):
-        from jaxlt.model.losses import cross_entropy_loss
+        from jaxlt.model.losses import decoder_loss
 
-        logits = self.model.apply(
-            {"params": params}, batch["encoder_input_tokens"], batch["decoder_input_tokens"],
-            batch["decoder_target_tokens"], encoder_segment_ids=batch.get("encoder_segment_ids"),
-            decoder_segment_ids=batch.get("decoder_segment_ids"),
-            encoder_positions=batch.get("encoder_positions"),
-            decoder_positions=batch.get("decoder_positions"),
-            enable_dropout=self.config.dropout_rate > 0, rngs={"dropout": rng})
         weights = batch["decoder_loss_weights"].astype(jnp.float32)
-        # Summed (unnormalised) loss; normalised once over the whole accumulated batch.
-        loss_sum, aux = cross_entropy_loss(logits, batch["decoder_target_tokens"], weights,
-                                           z_loss=self.z_loss, label_smoothing=self.label_smoothing,
-                                           loss_normalizing_factor=1.0)
+        # Summed (unnormalised) loss; normalised once over the whole accumulated batch. The model's
+        # config decides whether the vocabulary is scanned in chunks (config.logits_chunk_size).
+        loss_sum, aux = decoder_loss(self.model, params, batch, rng, z_loss=self.z_loss,
+                                     label_smoothing=self.label_smoothing, loss_normalizing_factor=1.0,
+                                     enable_dropout=self.config.dropout_rate > 0)
         stats = {"weight_sum": jnp.sum(weights), "ce_sum": _aux_get(aux, "cross_entropy", loss_sum),
                  "z_loss_sum": _aux_get(aux, "z_loss", jnp.zeros(()))}
         return loss_sum, stats
