@@ -23,7 +23,7 @@ import optax
 from flax import linen as nn
 from jax.sharding import NamedSharding, PartitionSpec
 
-from jaxlt import partitioning
+from jaxlt import console, partitioning
 from jaxlt.errors import DivergenceError
 from jaxlt.train.optimizer import make_optimizer
 from jaxlt.train.state import TrainState
@@ -339,7 +339,10 @@ class Trainer:
         checkpoint_every = checkpoint_every or eval_every
         tokens_per_step = self.batch_size * (self.lengths["inputs"] + self.lengths["targets"])
         history: list[dict] = []
-        bar = tqdm(total=num_steps, initial=start, desc="train", unit="step", disable=not progress,
+        # A bar on a terminal; in a log file, a plain line every tenth of the run or minute instead.
+        terminal = console.is_terminal()
+        plain = {"every": max(1, (num_steps - start) // 10), "t": time.time()}
+        bar = tqdm(total=num_steps, initial=start, desc="train", unit="step", disable=not (progress and terminal),
                    dynamic_ncols=True)
         clock = {"t": time.perf_counter()}
 
@@ -366,6 +369,11 @@ class Trainer:
                 writer.write_scalars(step, {k: v for k, v in record.items() if k != "step"})
             bar.update(1)
             bar.set_postfix(loss=f"{metrics['loss']:.4f}", tok_s=f"{record['tokens_per_s']:.0f}")
+            if progress and not terminal and ((step - start) % plain["every"] == 0 or step == num_steps
+                                              or time.time() - plain["t"] > 60):
+                plain["t"] = time.time()
+                log.info("train step %d/%d: loss %.4f, %.0f tokens/s", step, num_steps, metrics["loss"],
+                         record["tokens_per_s"])
 
         pending = None
         try:
@@ -392,7 +400,11 @@ class Trainer:
                     history.append({"step": step, "eval": eval_metrics})
                     if writer is not None:
                         writer.write_scalars(step, {f"eval/{k}": v for k, v in eval_metrics.items()})
-                    bar.write(f"step {step}: " + ", ".join(f"{k}={v:.4g}" for k, v in eval_metrics.items()))
+                    line = f"step {step}: " + ", ".join(f"{k}={v:.4g}" for k, v in eval_metrics.items())
+                    if terminal:
+                        bar.write(line)
+                    else:
+                        log.info("eval %s", line)
                 if do_save:
                     checkpointer.save(step, state, metrics=eval_metrics, data_position=step)
                 clock["t"] = time.perf_counter()
