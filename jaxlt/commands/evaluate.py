@@ -56,6 +56,9 @@ def main(argv: list[str]) -> int:
     run.setup_jax()
     from jaxlt import experiment
 
-    results = run.evaluate_run(progress=not args.no_progress, model=experiment.from_gin("model"))
+    model = experiment.from_gin("model")
+    run.configure_process(experiment.from_gin("data").data_dir,
+                          model.vocabulary or run.checkpoint_vocabulary(gin.query_parameter("%CHECKPOINT_PATH")))
+    results = run.evaluate_run(progress=not args.no_progress, model=model)
     print(json.dumps(results))
     return 0

@@ -58,8 +58,12 @@ def main(argv: list[str]) -> int:
     run.setup_jax()
     from jaxlt import experiment
 
-    summary = run.train_run(progress=not args.no_progress, model=experiment.from_gin("model"),
-                            optimizer=experiment.from_gin("optimizer"))
+    # The one configuration: typed configs from gin, and the process's data and vocabulary (the
+    # tasks tokenise with the checkpoint's SentencePiece model unless the model config names one).
+    model = experiment.from_gin("model")
+    run.configure_process(experiment.from_gin("data").data_dir,
+                          model.vocabulary or run.checkpoint_vocabulary(gin.query_parameter("%INITIAL_CHECKPOINT_PATH")))
+    summary = run.train_run(progress=not args.no_progress, model=model, optimizer=experiment.from_gin("optimizer"))
     print(json.dumps(summary))
     if args.print_config:
         print(gin.operative_config_str())

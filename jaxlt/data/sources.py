@@ -5,8 +5,8 @@ raw records (dicts in the hub schema) of one language and split, validated field
 
 * a dataset declared with its own `data_dir` (not on the hub) reads
   `{spec.data_dir}/{config}/{split}.jsonl`;
-* with a data directory given (argument, `set_data_dir(path)`, gin
-  `jaxlt.data.sources.data_dir.path`, or env `JAXLT_DATA_DIR`, in that order of precedence), it
+* with a data directory given (argument, `set_data_dir(path)` -- which the commands call once
+  with `DataConfig.data_dir` -- or env `JAXLT_DATA_DIR`, in that order of precedence), it
   reads `{data_dir}/{hub_id or name}/{config}/{split}.jsonl`: exactly what
   `datasets.Dataset.to_json` writes for that hub split (one JSON object per line, ClassLabels as
   integers);
@@ -25,8 +25,6 @@ import json
 import logging
 import os
 from collections.abc import Callable, Sequence
-
-import gin
 
 from jaxlt import atomic
 from jaxlt.data import datasets as datasets_table
@@ -51,20 +49,30 @@ _data_dir_override: str | None = None
 
 
 def set_data_dir(path: str | os.PathLike | None) -> None:
-    """Reads data from `path` (the local layout) from now on; None goes back to gin/env/hub."""
+    """Reads data from `path` (the local layout) from now on; None goes back to env/hub. Called once
+    by the commands (DataConfig.data_dir); library code passes data directories explicitly."""
     global _data_dir_override
     _data_dir_override = None if path is None else os.fspath(path)
 
 
-@gin.configurable(module="jaxlt.data.sources")
-def data_dir(path: str | None = None) -> str | None:
-    """Gin hook: bind `jaxlt.data.sources.data_dir.path = "/data/jaxlt"`."""
+BUNDLED_PREFIX = "bundled:"
+
+
+def resolve_data_dir(path: str) -> str:
+    """"bundled:tiny_data" is the tiny fixture data shipped in jaxlt/resources; anything else a path."""
+    if path.startswith(BUNDLED_PREFIX):
+        resources = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "resources")
+        resolved = os.path.join(resources, path[len(BUNDLED_PREFIX):])
+        if not os.path.isdir(resolved):
+            raise FileNotFoundError(f"no bundled data {path!r}; bundled: "
+                                    + ", ".join(sorted(d for d in os.listdir(resources) if d.endswith("_data"))))
+        return resolved
     return path
 
 
 def get_data_dir(path: str | os.PathLike | None = None) -> str | None:
-    """The data directory in effect: argument, `set_data_dir`, gin, env JAXLT_DATA_DIR, or None (hub)."""
-    for candidate in (path, _data_dir_override, data_dir(), os.environ.get(DATA_DIR_ENV) or None):
+    """The data directory in effect: argument, `set_data_dir`, env JAXLT_DATA_DIR, or None (hub)."""
+    for candidate in (path, _data_dir_override, os.environ.get(DATA_DIR_ENV) or None):
         if candidate:
             return os.fspath(candidate)
     return None

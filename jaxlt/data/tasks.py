@@ -5,9 +5,10 @@ Importing this module registers them (and `span_corruption.{dataset}.{lang}`, se
 data directory, `jaxlt.data.sources`) the first time a dataset is asked for.
 
 The tasks' vocabulary is a `ConfiguredVocabulary`: it delegates to the SentencePiece model in
-effect when it is used, chosen by `set_vocabulary(path)`, gin
-`jaxlt.data.tasks.vocabulary_path.path`, env `JAXLT_VOCABULARY`, or else the bundled tiny
-test vocabulary. Point it at the model's `spiece.model` before training a real mT5.
+effect when it is used, chosen by `set_vocabulary(path)` (which `jaxlt train` calls once with the
+checkpoint's model), env `JAXLT_VOCABULARY`, or else the bundled tiny test vocabulary. Code that
+knows its vocabulary passes it explicitly instead (`register_task(..., vocabulary=path)`, as the
+grid does).
 """
 
 from __future__ import annotations
@@ -18,11 +19,10 @@ import os
 from collections.abc import Callable, Sequence
 
 import jaxlt.data.tf_cpu  # noqa: F401  (hides accelerators from TensorFlow before seqio / JAX)
-import gin
 import seqio
 import tensorflow as tf
 
-from jaxlt.data import metrics, sampling, sources  # noqa: F401  (sampling: gin source_sizes)
+from jaxlt.data import sources
 from jaxlt.data.examples import load_examples
 from jaxlt.data.vocabulary import get_vocabulary
 
@@ -44,14 +44,8 @@ def set_vocabulary(path: str | os.PathLike | None) -> None:
     _vocabulary_override = None if path is None else os.fspath(path)
 
 
-@gin.configurable(module="jaxlt.data.tasks")
-def vocabulary_path(path: str | None = None) -> str | None:
-    """Gin hook: `jaxlt.data.tasks.vocabulary_path.path = "/ckpt/mt5-base"`."""
-    return path
-
-
 def current_vocabulary_path() -> str:
-    for candidate in (_vocabulary_override, vocabulary_path(), os.environ.get(VOCABULARY_ENV)):
+    for candidate in (_vocabulary_override, os.environ.get(VOCABULARY_ENV)):
         if candidate:
             return os.fspath(candidate)
     return TINY_VOCABULARY

@@ -30,19 +30,7 @@ from jaxlt.grid.settings import GridSettings
 log = logging.getLogger(__name__)
 
 
-BUNDLED_PREFIX = "bundled:"
-
-
-def resolve_data_dir(path: str) -> str:
-    """"bundled:tiny_data" is the tiny fixture data shipped in jaxlt/resources; anything else a path."""
-    if path.startswith(BUNDLED_PREFIX):
-        resources = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "resources")
-        resolved = os.path.join(resources, path[len(BUNDLED_PREFIX):])
-        if not os.path.isdir(resolved):
-            raise FileNotFoundError(f"no bundled data {path!r}; bundled: "
-                                    + ", ".join(sorted(d for d in os.listdir(resources) if d.endswith("_data"))))
-        return resolved
-    return path
+from jaxlt.data.sources import BUNDLED_PREFIX, resolve_data_dir  # noqa: E402,F401  (importable from here too)
 
 
 def load_model(spec: str, init_seed: int = 0, vocabulary: str = ""):
