@@ -61,9 +61,10 @@ def batches(data: dict[str, np.ndarray], seed: int):
 RUNS = [dict(init=0, n=3, seed=0, steps=3), dict(init=1, n=10, seed=7, steps=5), dict(init=2, n=6, seed=3, steps=4)]
 
 
-@pytest.fixture(scope="module")
-def packed_result():
-    packer = PackedTrainer(trainer(), 4)
+@pytest.fixture(scope="module", params=["vmap", "loop"])
+def packed_result(request):
+    """vmap: the accelerator path; loop (lax.map): the CPU default. Both must equal single runs."""
+    packer = PackedTrainer(trainer(), 4, batching=request.param)
     state = packer.init_state([params(r["init"]) for r in RUNS])
     state, histories, errors = packer.train(state, [batches(examples(r["n"], 100 + i), r["seed"]) for i, r in enumerate(RUNS)],
                                     [r["steps"] for r in RUNS], [r["seed"] for r in RUNS])

@@ -202,8 +202,13 @@ class FewshotPacker:
             self._done[c] = (PackedModel(c, pack, i), timings)
 
     def _evaluate_pack(self, pack: _Pack, cells: list[Cell], errors: list):
-        """Greedy decoding of every member on its own evaluation set, one vmapped call per batch."""
+        """Greedy decoding of every member on its own evaluation set: one vmapped call per batch,
+        or (`batching="loop"`, CPU) one member after another through the Trainer's own decode."""
         ex, bs = self.executor, self.settings.eval_batch_size
+        if pack.trainer.batching == "loop":
+            return [None if errors[i] is not None else
+                    ex.evaluate(pack.trainer.member_params(pack.params, i), c.task, c.target)
+                    for i, c in enumerate(cells)]
         k = pack.trainer.pack_size
         t0 = time.perf_counter()
         sets = [ex.eval_set(c.task, c.target) for c in cells]
