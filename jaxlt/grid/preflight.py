@@ -91,11 +91,22 @@ def _check_checkpoint_dir(path: str) -> list[str]:
 
 
 def check_data(settings, cells, data_dir: str | None) -> list[str]:
-    """Problems with the data the cells read: evaluation splits, source train splits, n-shot pools."""
-    from jaxlt.data import sampling
+    """Problems with the data the cells read: evaluation splits, source train splits, n-shot pools.
+
+    Local data only (a data directory, or a dataset declared with its own): data that comes from
+    the Hugging Face hub is read when the executor starts (checking it would mean downloading it)."""
+    from jaxlt.data import sampling, sources
     from jaxlt.data.examples import load_examples
 
     problems = []
+
+    def local(task: str) -> bool:
+        try:
+            return bool(data_dir or sources.get_data_dir(None) or sources.get_spec(task).data_dir)
+        except KeyError:  # an unknown task is named by the spec validation
+            return False
+
+    cells = [c for c in cells if local(c.task)]
 
     def attempt(what: str, fn, *args, **kwargs):
         try:
