@@ -9,6 +9,17 @@ import pytest
 from jaxlt.commands import grid as grid_command
 from jaxlt.grid.settings import GridSettings, config_hash
 
+@pytest.fixture(autouse=True)
+def no_process_data_dir(monkeypatch):
+    """The grid reads the hub unless told otherwise: no data directory left by another test."""
+    from jaxlt.data import sources
+
+    monkeypatch.delenv(sources.DATA_DIR_ENV, raising=False)
+    sources.set_data_dir(None)
+    yield
+    sources.set_data_dir(None)
+
+
 # The paper's design, written out from its text (section 3, Table 4, footnote 4), not from the preset.
 PAPER_N = [10, 30, 50, 100, 250]
 PAPER_N_LARGE = PAPER_N + [500, 750, 1000]
