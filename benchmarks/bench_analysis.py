@@ -47,8 +47,8 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as out, Timer(f"full analysis + report, run {repeat + 1}", rows):
             with Timer("  load + features", rows):
                 data = build_frame(load_results("published:muller2022"))
-            with Timer("  statistics (correlations, meta-regression, n-shot, ranking)", rows):
-                result = analyze(data, n_permutations=args.permutations)
+            with Timer(f"  statistics (correlations, nested-CV meta-regression, n-shot, ranking; {args.jobs} process(es))", rows):
+                result = analyze(data, n_permutations=args.permutations, n_jobs=args.jobs)
             with Timer(f"  report (figures in {args.jobs} process(es), tables, Markdown, models)", rows):
                 write_report(result, pathlib.Path(out), inputs={"results": "published:muller2022"}, n_jobs=args.jobs)
     print(f"{'stage':64s} {'wall s':>8s} {'cpu s':>8s}   (cpu: this process only; figure workers not counted)")

@@ -71,16 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache-dir", help="cache for text statistics (default: OUT/cache)")
     parser.add_argument("--no-models", action="store_true", help="do not save fitted recommenders")
-    parser.add_argument("--jobs", type=int, default=1, help="processes for rendering figures (default: %(default)s)")
+    parser.add_argument("--jobs", type=int, default=1, help="processes for the per-task regressions and for rendering figures "
+                        "(default: %(default)s)")
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser
-
-
-def long_to_wide(table, features=None):
-    """Long pair table (task, source, target, feature, value [, model]) -> one column per feature."""
-    index = ["task", "source", "target"] + (["model"] if "model" in table.columns else [])
-    sub = table if features is None else table[table["feature"].isin(features)]
-    return sub.pivot_table(index=index, columns="feature", values="value", aggfunc="first").reset_index()
 
 
 def main(argv: list[str]) -> int:
@@ -143,7 +137,7 @@ def main(argv: list[str]) -> int:
 
         groups = transfer.parse_groups(args.target_groups) if args.target_groups else None
         result = analyze(data, n_features=args.n_features, lasso_alpha=args.lasso_alpha, n_permutations=args.permutations,
-                         target_groups=groups,
+                         target_groups=groups, n_jobs=args.jobs,
                          seed=args.seed, features=features, coverage=args.coverage)
         inputs = {"results": str(args.results), "text": str(args.text or "none"),
                   "pair features": ", ".join(args.pair_features) or "none", "model features": str(args.model_features or "none"),

@@ -32,8 +32,8 @@ def _matrix(frame: pd.DataFrame, value: str, sources, targets) -> np.ndarray:
 
 def heatmap_panel(frame: pd.DataFrame, text: str, colour: str, title: str, label: str, cmap: str = "RdYlGn",
                   centre: bool = False) -> dict:
-    """One panel for :func:`heatmaps`: numbers from column ``text``, colours from column ``colour``
-    (``centre``: a diverging scale symmetric around 0)."""
+    """One panel for :func:`heatmaps`: numbers from column ``text`` (None: colours only), colours from
+    column ``colour`` (``centre``: a diverging scale symmetric around 0)."""
     return dict(frame=frame, text=text, colour=colour, title=title, label=label, cmap=cmap, centre=centre)
 
 
@@ -45,12 +45,18 @@ def heatmaps(panels: list[dict], title: str, path: pathlib.Path) -> pathlib.Path
     panels = [p for p in panels if p["frame"] is not None and len(p["frame"])]
     sources = sorted(set().union(*(set(p["frame"]["source"]) for p in panels)))
     targets = sorted(set().union(*(set(p["frame"]["target"]) for p in panels)))
-    width = 0.62 * len(targets) + 1.6
-    fig, axes = plt.subplots(1, len(panels), figsize=(width * len(panels) + 0.6, 0.55 * len(sources) + 1.8),
-                             squeeze=False, layout="constrained")
-    for ax, panel, letter in zip(axes[0], panels, "abcdefgh"):
-        text = _matrix(panel["frame"], panel["text"], sources, targets)
+    # fixed geometry in inches (no constrained layout: it re-draws every cell label several times)
+    cell_w, cell_h, left, gap, bar, bottom, top = 0.5, 0.38, 0.6, 1.25, 0.12, 0.75, 0.7
+    panel_w, panel_h = cell_w * len(targets), cell_h * len(sources)
+    width = left + len(panels) * (panel_w + gap)
+    height = bottom + panel_h + top
+    fig = plt.figure(figsize=(width, height))
+    for k, (panel, letter) in enumerate(zip(panels, "abcdefgh")):
+        x0 = left + k * (panel_w + gap)
+        ax = fig.add_axes((x0 / width, bottom / height, panel_w / width, panel_h / height))
+        cax = fig.add_axes(((x0 + panel_w + 0.08) / width, bottom / height, bar / width, panel_h / height))
         colour = _matrix(panel["frame"], panel["colour"], sources, targets)
+        text = _matrix(panel["frame"], panel["text"], sources, targets) if panel["text"] else np.full_like(colour, np.nan)
         finite = colour[np.isfinite(colour)]
         if panel["centre"]:
             bound = float(np.max(np.abs(finite))) if finite.size else 1.0
@@ -58,17 +64,23 @@ def heatmaps(panels: list[dict], title: str, path: pathlib.Path) -> pathlib.Path
         else:
             vmin, vmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
         image = ax.imshow(colour, cmap=panel["cmap"], vmin=vmin, vmax=vmax if vmax > vmin else vmin + 1e-9, aspect="auto")
+        rgba = image.cmap(image.norm(np.nan_to_num(colour, nan=vmin)))
+        dark = (0.299 * rgba[..., 0] + 0.587 * rgba[..., 1] + 0.114 * rgba[..., 2]) < 0.45
         for i, s in enumerate(sources):
             for j, t in enumerate(targets):
                 if np.isfinite(text[i, j]):
-                    ax.text(j, i, f"{text[i, j]:.1f}", ha="center", va="center", fontsize=7,
-                            fontweight="bold" if s == t else "normal", in_layout=False)
-        ax.set_xticks(range(len(targets)), targets)
-        ax.set_yticks(range(len(sources)), sources)
-        ax.set_xlabel("target")
-        ax.set_ylabel("source")
-        ax.set_title(f"({letter}) {panel['title']}", fontsize=9)
-        fig.colorbar(image, ax=ax, fraction=0.05, pad=0.02, label=panel["label"])
+                    ax.text(j, i, f"{text[i, j]:.1f}", ha="center", va="center", fontsize=6.5,
+                            color="white" if dark[i, j] and np.isfinite(colour[i, j]) else "black",
+                            fontweight="bold" if s == t else "normal")
+        ax.set_xticks(range(len(targets)), targets, fontsize=8)
+        ax.set_yticks(range(len(sources)), sources if k == 0 else [], fontsize=8)
+        ax.set_xlabel("target", fontsize=8)
+        if k == 0:
+            ax.set_ylabel("source", fontsize=8)
+        ax.set_title(f"({letter}) {panel['title']}", fontsize=8)
+        colorbar = fig.colorbar(image, cax=cax)
+        colorbar.set_label(panel["label"], fontsize=7)
+        colorbar.ax.tick_params(labelsize=7)
     fig.suptitle(title, fontsize=10)
     return save(fig, path)
 

@@ -76,8 +76,8 @@ def _heatmap_job(observed: pd.DataFrame, predicted: pd.DataFrame | None, column:
         pred = pred.assign(abs_error=(pred[col] - pred["S_T"]).abs(), residual=pred[col] - pred["S_T"])
         panels.append(figures.heatmap_panel(pred, col, "abs_error", f"predicted ({what})", "|predicted - observed|", cmap="Reds"))
         if what != "paper":
-            panels.append(figures.heatmap_panel(pred, "residual", "residual", "residual (predicted - observed)", "points",
-                                                cmap="RdBu_r", centre=True))
+            panels.append(figures.heatmap_panel(pred, None, "residual", "residual (predicted - observed)", "points",
+                                                cmap="RdBu_r", centre=True))  # numbers are in the two panels before
     return (figures.heatmaps, panels, title, path)
 
 

@@ -25,7 +25,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MinMaxScaler
 
 INNER_FOLDS = 3  # inner CV over target languages (GroupKFold); 3 keeps the nested CV affordable on a laptop
-N_ALPHAS = 30
+N_ALPHAS = 20
 
 
 def _pipeline(alpha: float) -> Pipeline:

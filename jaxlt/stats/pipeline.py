@@ -64,9 +64,72 @@ def correlation_table(zero: pd.DataFrame, features: list[str], ledger, n_permuta
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
+def _analyze_task(job: tuple) -> dict:
+    """Meta-regression, n-shot model, refit, greedy selection and recommender of one task and model."""
+    from jaxlt.stats.ledger import Ledger
+
+    task, model, group, full, settings = job
+    ledger, out = Ledger(), {}
+    out["ledger"] = ledger.entries  # replayed into the analysis ledger by the parent
+    name = f"{task}/{model}"
+    if group["target"].nunique() < 3:
+        ledger.exclude("meta-regression", f"{name} pairs", "fewer than 3 target languages for leave-one-target-out CV", len(group))
+        return out
+    features = settings["features"]
+    usable = [f for f in features if group[f].notna().any() and group[f].nunique() > 1]
+    dropped = [f for f in features if f not in usable]
+    if dropped:
+        ledger.note("meta-regression", f"{name}: feature(s) {', '.join(dropped)} left out of the regression",
+                    "no values, or one constant value, for this task", len(dropped))
+    if not usable:
+        ledger.exclude("meta-regression", f"{name} pairs", "no feature varies for this task", len(group))
+        return out
+    estimator = metaregression.TransferRegressor(features=usable, n_features=settings["n_features"], alpha=settings["lasso_alpha"])
+    pred, metrics = metaregression.loto_cross_validate(group, usable, estimator=estimator)
+    out["folds"] = metrics.attrs["folds"].assign(task=task, model=model)
+    metrics.attrs = {}  # frames in attrs break pd.concat
+    metrics.insert(0, "task", task)
+    metrics.insert(1, "model", model)
+    if "published_prediction" in group.columns and group["published_prediction"].notna().any():
+        paper = group.dropna(subset=["published_prediction"])
+        metrics = pd.concat([metrics, pd.DataFrame([{
+            "task": task, "model": model, "method": "paper_published_prediction (in-sample, for reference)",
+            "rmse_pooled": metaregression.rmse(paper["S_T"], paper["published_prediction"]),
+            **metaregression.ranking_metrics(paper.rename(columns={"S_T": "observed"}), score="published_prediction")}])],
+            ignore_index=True)
+        pred["published_prediction"] = group["published_prediction"].to_numpy()
+    out["cv"], out["predictions"] = metrics, pred
+    final = clone(estimator).fit(group, group["S_T"])
+    table = metaregression.refit_ols(group, final.selected_)
+    table.insert(0, "task", task)
+    table.insert(1, "model", model)
+    table["r2"] = table.attrs["r2"]
+    table["n"] = table.attrs["n"]
+    table.attrs = {}
+    out["coefficients"] = table
+    out["name"], out["equation"] = name, metaregression.equation(table)
+    out["greedy"] = transfer.greedy_forward_selection(group, usable, "S_T").assign(task=task, model=model)
+    few, alpha_model = None, None
+    if (full["n_target"] > 0).any():
+        alpha = nshot.fit_alpha(full)
+        if alpha["target"].nunique() >= 3:
+            few, m = nshot.loto_alpha(full, alpha, usable, estimator=estimator)
+            out["nshot_folds"] = m.attrs["folds"].assign(task=task, model=model)
+            alpha_features = m.attrs["features"]
+            m.attrs = {}
+            out["nshot_cv"], out["nshot_predictions"] = m.assign(task=task, model=model), few
+            out["alphas"] = alpha[["task", "model", "source", "target", "S_T0", "alpha", "n_points", "max_n"]]
+            alpha_model = clone(estimator).set_params(features=alpha_features).fit(alpha, alpha["alpha"])
+    out["recommender"] = SourceRecommender(features=usable, n_features=settings["n_features"], alpha=settings["lasso_alpha"],
+                                           coverage=settings["coverage"], seed=settings["seed"]).fit(
+        full, zero_cv=pred, alpha_cv=few, zero_model=final, alpha_model=alpha_model)
+    return out
+
+
 def analyze(data: AnalysisData, *, n_features: int | str = "cv", lasso_alpha: float | str = "cv", n_permutations: int = 999,
             seed: int = 0, features: list[str] | None = None, coverage: float = 0.9,
-            target_groups: dict[str, str] | None = None) -> AnalysisResult:
+            target_groups: dict[str, str] | None = None, n_jobs: int = 1) -> AnalysisResult:
+    """Every analysis of the stage; ``n_jobs`` > 1 runs the tasks' meta-regressions in that many forked processes."""
     frame = data.frame
     features = list(features) if features else list(data.regression_features)
     unknown = [f for f in features if f not in frame.columns or frame[f].isna().all()]
@@ -77,64 +140,37 @@ def analyze(data: AnalysisData, *, n_features: int | str = "cv", lasso_alpha: fl
     tables["analysis_frame"] = frame
     tables["correlations"] = correlation_table(zero, data.correlation_features, data.ledger, n_permutations, seed)
     tables["n_transformations"] = correlations.n_transformations(frame)
-    cv_rows, predictions, coefficients, nshot_rows, nshot_predictions, alphas, greedy = [], [], [], [], [], [], []
-    fold_rows, nshot_folds = [], []
+    groups = [(task, model, group) for (task, model), group in zero.groupby(["task", "model"], sort=True)]
+    settings = dict(features=features, n_features=n_features, lasso_alpha=lasso_alpha, coverage=coverage, seed=seed)
+    jobs = [(task, model, group, frame[(frame["task"] == task) & (frame["model"] == model)], settings) for task, model, group in groups]
+    if n_jobs > 1 and len(jobs) > 1:
+        import concurrent.futures
+        import multiprocessing
+
+        # fork: workers inherit the imported modules and data; each task's nested CV is independent
+        with concurrent.futures.ProcessPoolExecutor(min(n_jobs, len(jobs)), mp_context=multiprocessing.get_context("fork")) as pool:
+            outputs = list(tqdm(pool.map(_analyze_task, jobs), total=len(jobs), desc="meta-regression", disable=len(jobs) < 3))
+    else:
+        outputs = [_analyze_task(job) for job in tqdm(jobs, desc="meta-regression", disable=len(jobs) < 3)]
+    parts: dict[str, list] = {}
     equations, recommenders = {}, {}
-    groups = list(zero.groupby(["task", "model"], sort=True))
-    for (task, model), group in tqdm(groups, desc="meta-regression", disable=len(groups) < 3):
-        name = f"{task}/{model}"
-        if group["target"].nunique() < 3:
-            data.ledger.exclude("meta-regression", f"{name} pairs", "fewer than 3 target languages for leave-one-target-out CV", len(group))
+    for output in outputs:
+        for entry in output.pop("ledger"):
+            data.ledger.replay(entry)
+        if "name" not in output:
             continue
-        usable = [f for f in features if group[f].notna().any() and group[f].nunique() > 1]
-        dropped = [f for f in features if f not in usable]
-        if dropped:
-            data.ledger.note("meta-regression", f"{name}: feature(s) {', '.join(dropped)} left out of the regression",
-                             "no values, or one constant value, for this task", len(dropped))
-        if not usable:
-            data.ledger.exclude("meta-regression", f"{name} pairs", "no feature varies for this task", len(group))
-            continue
-        estimator = metaregression.TransferRegressor(features=usable, n_features=n_features, alpha=lasso_alpha)
-        pred, metrics = metaregression.loto_cross_validate(group, usable, estimator=estimator)
-        fold_rows.append(metrics.attrs["folds"].assign(task=task, model=model))
-        metrics.attrs = {}  # frames in attrs break pd.concat
-        metrics.insert(0, "task", task)
-        metrics.insert(1, "model", model)
-        if "published_prediction" in group.columns and group["published_prediction"].notna().any():
-            paper = group.dropna(subset=["published_prediction"])
-            metrics = pd.concat([metrics, pd.DataFrame([{
-                "task": task, "model": model, "method": "paper_published_prediction (in-sample, for reference)",
-                "rmse_pooled": metaregression.rmse(paper["S_T"], paper["published_prediction"]),
-                **metaregression.ranking_metrics(paper.rename(columns={"S_T": "observed"}), score="published_prediction")}])],
-                ignore_index=True)
-            pred["published_prediction"] = group["published_prediction"].to_numpy()
-        cv_rows.append(metrics)
-        predictions.append(pred)
-        final = clone(estimator).fit(group, group["S_T"])
-        table = metaregression.refit_ols(group, final.selected_)
-        table.insert(0, "task", task)
-        table.insert(1, "model", model)
-        table["r2"] = table.attrs["r2"]
-        table["n"] = table.attrs["n"]
-        coefficients.append(table)
-        equations[name] = metaregression.equation(table)
-        greedy.append(transfer.greedy_forward_selection(group, data.correlation_features, "S_T").assign(task=task, model=model))
-        full = frame[(frame["task"] == task) & (frame["model"] == model)]
-        few, alpha_model = None, None
-        if (full["n_target"] > 0).any():
-            alpha = nshot.fit_alpha(full)
-            if alpha["target"].nunique() >= 3:
-                few, m = nshot.loto_alpha(full, alpha, usable, estimator=estimator)
-                nshot_folds.append(m.attrs["folds"].assign(task=task, model=model))
-                alpha_features = m.attrs["features"]
-                m.attrs = {}
-                nshot_rows.append(m.assign(task=task, model=model))
-                nshot_predictions.append(few)
-                alphas.append(alpha[["task", "model", "source", "target", "S_T0", "alpha", "n_points", "max_n"]])
-                alpha_model = clone(estimator).set_params(features=alpha_features).fit(alpha, alpha["alpha"])
-        recommenders[name] = SourceRecommender(features=usable, n_features=n_features, alpha=lasso_alpha,
-                                               coverage=coverage, seed=seed).fit(
-            full, zero_cv=pred, alpha_cv=few, zero_model=final, alpha_model=alpha_model)
+        equations[output["name"]] = output.pop("equation")
+        recommenders[output["name"]] = output.pop("recommender")
+        for key, value in output.items():
+            if isinstance(value, pd.DataFrame):
+                parts.setdefault(key, []).append(value)
+
+    def joined(key: str) -> pd.DataFrame:
+        return pd.concat(parts[key], ignore_index=True) if parts.get(key) else pd.DataFrame()
+
+    fold_rows, nshot_folds, cv_rows, predictions = (parts.get(k, []) for k in ("folds", "nshot_folds", "cv", "predictions"))
+    coefficients, nshot_rows, nshot_predictions, alphas = (parts.get(k, []) for k in ("coefficients", "nshot_cv", "nshot_predictions", "alphas"))
+    greedy = parts.get("greedy", [])
     tables["metaregression_folds"] = pd.concat(fold_rows, ignore_index=True) if fold_rows else pd.DataFrame()
     tables["nshot_folds"] = pd.concat(nshot_folds, ignore_index=True) if nshot_folds else pd.DataFrame()
     tables["metaregression_cv"] = pd.concat(cv_rows, ignore_index=True) if cv_rows else pd.DataFrame()

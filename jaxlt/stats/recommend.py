@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import sklearn
 from sklearn.base import BaseEstimator, clone
 from sklearn.linear_model import Lasso
 
@@ -45,12 +46,13 @@ class _Bootstrap:
         codes = np.unique(targets)
         members = {c: np.flatnonzero(targets == c) for c in codes}
         coefs, intercepts = [], []
-        for _ in range(n_bootstrap):
-            rows = np.concatenate([members[c] for c in rng.choice(codes, size=len(codes), replace=True)])
-            target = y[rows] + rng.normal(size=len(rows)) * noise_sd[rows]
-            fit = Lasso(alpha=model.alpha_, max_iter=100_000).fit(X[rows], target)
-            coefs.append(fit.coef_)
-            intercepts.append(fit.intercept_)
+        with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):  # many tiny fits
+            for _ in range(n_bootstrap):
+                rows = np.concatenate([members[c] for c in rng.choice(codes, size=len(codes), replace=True)])
+                target = y[rows] + rng.normal(size=len(rows)) * noise_sd[rows]
+                fit = Lasso(alpha=model.alpha_, max_iter=100_000).fit(X[rows], target)
+                coefs.append(fit.coef_)
+                intercepts.append(fit.intercept_)
         self.prep, self.features = prep, list(model.selected_)
         self.coefs, self.intercepts = np.array(coefs), np.array(intercepts)
 
