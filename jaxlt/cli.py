@@ -81,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         where = f" writing {e.filename}" if getattr(e, "filename", None) else ""
         return _fail(name, f"disk full{where} (No space left on device); free some space or write elsewhere, "
                            "then rerun: finished work is kept", verbose, in_process)
+    except errors.DivergenceError as e:  # jaxlt train: the run stopped before saving a non-finite state
+        return _fail(name, errors.one_line(e), verbose, in_process)
     except KeyboardInterrupt:
         return _fail(name, "interrupted; rerun to continue (finished work is kept)", verbose, in_process, 130)
     except BaseException as e:

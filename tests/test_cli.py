@@ -112,3 +112,38 @@ def test_disk_full_is_one_line(tmp_path):
 def test_verbose_shows_the_traceback(tmp_path):
     out = _jaxlt("results", "summary", f"--results_dir={tmp_path}", "--verbose")
     assert out.returncode == 2 and "not a grid results directory" in out.stderr
+
+
+def test_handler_turns_expected_failures_into_one_line(monkeypatch, capsys):
+    """Every command gets the handler: user errors, a divergence, a full disk; bugs keep their traceback."""
+    import errno
+    import types
+
+    from jaxlt import console
+    from jaxlt.errors import DataError, DivergenceError
+
+    # keep this pytest process's logging and warning filters as they are
+    monkeypatch.setattr(console, "configure_logging", lambda verbose: None)
+    monkeypatch.setattr(console, "quiet_environment", lambda verbose: None)
+
+    def command(exc):
+        module = types.ModuleType("jaxlt_fake_command")
+
+        def main(argv):
+            raise exc
+
+        module.main = main
+        monkeypatch.setitem(sys.modules, "jaxlt_fake_command", module)
+        monkeypatch.setitem(cli.COMMANDS, "fake", ("jaxlt_fake_command", "a test command"))
+
+    for exc, text in [(DataError("x.jsonl:3: malformed record", hint="fix the line"),
+                       "x.jsonl:3: malformed record; fix the line"),
+                      (DivergenceError("training diverged at step 7: loss is nan"), "diverged at step 7"),
+                      (OSError(errno.ENOSPC, "No space left on device", "/r/x.json"), "disk full writing /r/x.json")]:
+        command(exc)
+        assert cli.main(["fake"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("jaxlt fake: error: ") and text in err[0], err
+    command(ZeroDivisionError("a bug"))
+    with pytest.raises(ZeroDivisionError):
+        cli.main(["fake"])

@@ -193,3 +193,20 @@ def test_dynamic_needs_leases():
 
     with pytest.raises(ConfigError, match="dynamic needs leases"):
         GridRunner(SPEC, SETTINGS, ResultsStore("/nonexistent"), lambda: None, schedule="dynamic", writer=False)
+
+
+def test_results_summary_lists_work_in_progress(tmp_path):
+    store = ResultsStore(str(tmp_path))
+    store.check_or_write_manifest("h", {"model": "m", "settings": {}})
+    _write_lease(str(tmp_path / "leases" / "cells" / ("t.en-de.n0.seed0.zero_shot" + lease.SUFFIX)),
+                 host="node7", pid=4242)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    _write_lease(str(tmp_path / "leases" / "sources" / ("t.en.seed0" + lease.SUFFIX)),
+                 host=socket.gethostname(), pid=dead.pid)
+    out = subprocess.run([sys.executable, "-m", "jaxlt.cli", "results", "summary", f"--results_dir={tmp_path}"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    progress = json.loads(out.stdout)["in_progress"]
+    assert len(progress["live"]) == 1 and progress["live"][0].startswith("cells/t.en-de.n0.seed0.zero_shot (node7:4242")
+    assert len(progress["stale"]) == 1 and progress["stale"][0].startswith("sources/t.en.seed0")

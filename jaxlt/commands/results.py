@@ -26,6 +26,24 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _leases(root: str) -> dict:
+    """Work leased right now (live: a worker holds it; stale: its worker stopped without finishing)."""
+    from jaxlt.grid import lease
+
+    out = {"live": [], "stale": []}
+    for kind in ("sources", "cells"):
+        directory = os.path.join(root, "leases", kind)
+        for name in sorted(os.listdir(directory)) if os.path.isdir(directory) else ():
+            if name.endswith(lease.SUFFIX):
+                path = os.path.join(directory, name)
+                info = lease.read(path)
+                if info is not None:
+                    state = "stale" if lease.is_stale(info, lease.DEFAULT_STALE_AFTER_S) else "live"
+                    out[state].append(f"{kind}/{name[:-len(lease.SUFFIX)]} ({info.get('host', '?')}:"
+                                      f"{info.get('pid', '?')}, heartbeat {info['age_s']:.0f}s ago)")
+    return out
+
+
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     from jaxlt.grid import export
@@ -61,5 +79,6 @@ def main(argv: list[str]) -> int:
                       "by_status": by_status,
                       "by_task_strategy_n": {" ".join(map(str, k)): int(v) for k, v in counts.items()},
                       "diverged": diverged,
-                      "interrupted_writes": len(store.leftover_temp_files())}, indent=1))
+                      "interrupted_writes": len(store.leftover_temp_files()),
+                      "in_progress": _leases(store.root)}, indent=1))
     return 0
