@@ -127,3 +127,21 @@ def test_ner_parser_keeps_the_last_pair_after_a_trailing_separator():
     assert formats.parse_ner("a : O | Paris : B-LOC |") == [("a", "O"), ("Paris", "B-LOC")]
     assert formats.parse_ner("a : O | Paris : B-LOC | ") == [("a", "O"), ("Paris", "B-LOC")]
     assert formats.parse_ner("| : O") == [("|", "O")]
+
+
+def test_a_language_missing_from_a_shared_file_is_an_error(tmp_path):
+    """TyDiQA keeps every language in one file: a language with no records there is named, not empty."""
+    import shutil
+
+    from jaxlt.commands.tasks import TINY_DATA
+
+    src = f"{TINY_DATA}/google-research-datasets/tydiqa/secondary_task"
+    dst = tmp_path / "google-research-datasets" / "tydiqa" / "secondary_task"
+    dst.mkdir(parents=True)
+    for split in ("train", "validation"):
+        rows = [json.loads(line) for line in open(f"{src}/{split}.jsonl", encoding="utf-8")]
+        write_jsonl(dst / f"{split}.jsonl", [r for r in rows if not r["id"].startswith("swahili-")])
+    assert "sw" not in sources.local_languages("tydiqa", str(tmp_path))
+    with pytest.raises(sources.DataError, match="tydiqa.sw validation: no records .* for this language"):
+        sources.load_records("tydiqa", "sw", "validation", str(tmp_path))
+    assert examples.load_examples("tydiqa", "fi", "validation", str(tmp_path))  # the others are there
