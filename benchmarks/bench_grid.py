@@ -118,6 +118,8 @@ def main() -> int:
 
         times: dict = {k: [] for k in [*sides, "naive"]}
         compile_s: dict = {k: [] for k in sides}
+        train_s: dict = {k: [] for k in sides}
+        eval_s: dict = {k: [] for k in sides}
         reference, agree, n_cells, sample = None, True, 0, []
         for rep in range(args.repeats):
             for k in sides:
@@ -127,6 +129,8 @@ def main() -> int:
                                        f"--gin.grid_settings.pack_cells={k}"], env))
                 got = fewshot(out)
                 compile_s[k].append(sum(r["timings"]["compile_seconds"] for r in got.values()))
+                train_s[k].append(sum(r["timings"]["train_seconds"] for r in got.values()))
+                eval_s[k].append(sum(r["timings"]["eval_seconds"] for r in got.values()))
                 if reference is None:
                     reference, n_cells = got, len(got)
                     sample = sorted(got.values(), key=lambda r: r["cell_id"])[:args.naive_cells]
@@ -155,13 +159,16 @@ def main() -> int:
 
         base_rate = rate(1, statistics.median)
         print(f"\n{n_cells} few-shot cells per grid run (naive: {len(sample)} sampled cells, one process each)")
-        print(f"{'side':<26}{'min s':>9}{'median s':>10}{'cells/hour (median)':>21}{'vs K=1':>8}{'compile s':>11}")
+        print("(process wall time; compile, train and eval: medians of the records' timings, in-process)")
+        print(f"{'side':<26}{'min s':>9}{'median s':>10}{'cells/hour (median)':>21}{'vs K=1':>8}"
+              f"{'compile s':>11}{'train s':>9}{'eval s':>8}")
         for k in ["naive", *sides]:
             name = "one process per cell" if k == "naive" else (
                 "grid, K=1 (today)" if k == 1 else f"grid, packed K={k}")
-            comp = f"{statistics.median(compile_s[k]):.1f}" if k in compile_s else "-"
+            parts = "".join(f"{statistics.median(d[k]):{w}.1f}" if k in d else f"{'-':>{w}}"
+                            for d, w in ((compile_s, 11), (train_s, 9), (eval_s, 8)))
             print(f"{name:<26}{min(times[k]):9.1f}{statistics.median(times[k]):10.1f}"
-                  f"{rate(k, statistics.median):21.0f}{rate(k, statistics.median) / base_rate:7.2f}x{comp:>11}")
+                  f"{rate(k, statistics.median):21.0f}{rate(k, statistics.median) / base_rate:7.2f}x{parts}")
         if 8 in packs:
             ratio = rate(8, statistics.median) / base_rate
             best = rate(8, min) / rate(1, min)
