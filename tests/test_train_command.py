@@ -74,3 +74,16 @@ def test_tiny_model_learns_the_fixture_task_through_the_commands(tmp_path, capsy
         assert all(p["prediction"] in CLASSES for p in predictions)
         # Learned: >= 95% on the 32 training examples; well above chance (25%) on 32 held-out ones.
         assert record["metrics"]["accuracy"] >= (95.0 if split == "train" else 75.0), record
+
+
+def test_train_refuses_a_data_config_it_would_ignore(tmp_path, capsys):
+    """jaxlt train reads BATCH_SIZE and TASK_FEATURE_LENGTHS; a DataConfig (grid) binding that
+    disagrees is an error before anything runs, not silently ignored."""
+    code = cli.main(["train", "--gin_file", "models/mt5_tiny.gin", "--gin_file", "tasks/fixture.gin",
+                     f"--gin.MODEL_DIR='{tmp_path / 'run'}'", "--gin.INITIAL_CHECKPOINT_PATH=None",
+                     "--gin.TRAIN_STEPS=2", "--gin.BATCH_SIZE=8", "--gin.DataConfig.batch_size=128",
+                     "--gin.DataConfig.target_length=8", "--no_progress"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "DataConfig.batch_size = 128 but jaxlt train uses 8" in err and "target_length" not in err
+    assert not (tmp_path / "run").exists()

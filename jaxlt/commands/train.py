@@ -60,8 +60,15 @@ def main(argv: list[str]) -> int:
 
     # The one configuration: typed configs from gin, and the process's data and vocabulary (the
     # tasks tokenise with the checkpoint's SentencePiece model unless the model config names one).
-    model = experiment.from_gin("model")
-    run.configure_process(experiment.from_gin("data").data_dir,
+    model, data = experiment.from_gin("model"), experiment.from_gin("data")
+    try:
+        run.check_data_config_agrees(data, gin.query_parameter("%BATCH_SIZE"),
+                                     gin.query_parameter("%TASK_FEATURE_LENGTHS"),
+                                     gin.query_parameter("jaxlt.train.train_run.accumulation_steps"))
+    except ValueError as e:
+        print(f"jaxlt train: error: {e}", file=sys.stderr)
+        return 2
+    run.configure_process(data.data_dir,
                           model.vocabulary or run.checkpoint_vocabulary(gin.query_parameter("%INITIAL_CHECKPOINT_PATH")))
     summary = run.train_run(progress=not args.no_progress, model=model, optimizer=experiment.from_gin("optimizer"))
     print(json.dumps(summary))

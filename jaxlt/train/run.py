@@ -148,6 +148,25 @@ def configure_process(data_dir: str = "", vocabulary: str | None = None) -> None
         tasks.set_vocabulary(find_sentencepiece_model(vocabulary))
 
 
+def check_data_config_agrees(data, batch_size: int, task_feature_lengths: dict, accumulation_steps: int) -> None:
+    """`jaxlt train` takes its batch and lengths from BATCH_SIZE and TASK_FEATURE_LENGTHS: a
+    DataConfig binding (what `jaxlt grid` reads) that says otherwise is refused, not ignored."""
+    from jaxlt import experiment
+    from jaxlt.errors import ConfigError
+
+    theirs = {"batch_size": int(batch_size), "accumulation_steps": int(accumulation_steps),
+              "input_length": int(task_feature_lengths.get("inputs", 0)),
+              "target_length": int(task_feature_lengths.get("targets", 0))}
+    clashes = []
+    for field, value in theirs.items():
+        bound, ours = experiment.gin_bound("data", field)
+        if bound and ours != value:
+            clashes.append(f"DataConfig.{field} = {ours!r} but jaxlt train uses {value!r}")
+    if clashes:
+        raise ConfigError("; ".join(clashes) + " (jaxlt train reads BATCH_SIZE, TASK_FEATURE_LENGTHS and "
+                          "train_run.accumulation_steps)")
+
+
 def checkpoint_vocabulary(path: str | None) -> str | None:
     """The SentencePiece model of a checkpoint (HF dir, hub id, jaxlt dir); None for a random init."""
     if path in (None, "", "random", "none", "None"):
