@@ -169,8 +169,14 @@ def _take_over(path: str, old: dict) -> bool:
         return True  # gone meanwhile: free to create
     moved = read(tomb) or {}
     if moved.get("token") != old.get("token"):  # a fresh lease replaced the stale one: put it back
-        with contextlib.suppress(FileExistsError):
-            os.link(tomb, path)
+        try:
+            os.link(tomb, path)  # never overwrites
+        except FileExistsError:
+            pass
+        except OSError:  # a filesystem without hard links: rename back unless re-taken meanwhile
+            if not os.path.exists(path):
+                os.rename(tomb, path)
+                return False
         os.unlink(tomb)
         return False
     os.unlink(tomb)
