@@ -12,6 +12,7 @@ import tempfile
 from jaxlt.gin_flags import add_gin_arguments, parse_gin, split_gin_bindings
 
 EPILOG = """examples:
+  jaxlt grid --gin_file=runs/grid_paper.gin --dry_run --json   # the paper's cells + resolved config
   jaxlt grid --gin_file=runs/grid_tiny.gin --results_dir=/tmp/grid --dry_run
   jaxlt grid --gin_file=runs/grid_xnli.gin --results_dir=gs://.../xnli --gin.grid_spec.seeds=[0,1]
   jaxlt grid --gin_file=runs/grid_xnli.gin --results_dir=R --stage=source      # then:
