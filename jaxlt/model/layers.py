@@ -116,12 +116,14 @@ class MultiHeadAttention(nn.Module):
 
     @nn.compact
     def __call__(self, inputs_q, inputs_kv, bias=None, mask=None, *, kv=None, cache=None, cache_index=None,
-                 only_kv=False):
+                 only_kv=False, bias_self=None):
         """Returns (output [B, Q, D], (keys, values)).
 
         kv: precomputed (keys, values) [B, K, H, d_kv] (cached cross-attention).
-        cache + cache_index: self-attention cache [B, T, H, d_kv] x2; this step's keys and values are
-          written at `cache_index` and the updated cache is returned.
+        cache + cache_index: self-attention cache [B, T, H, d_kv] x2 holding positions < cache_index;
+          the query attends to those and to this step's own key/value, which are returned (the caller
+          writes them into the cache once for all layers, so no step copies the cache). `bias` and
+          `mask` then cover the cache positions; `bias_self` [b, H, 1, 1] is this step's own bias.
         only_kv: project `inputs_kv` to (keys, values) and return (None, (keys, values)).
         """
         cfg = self.config
@@ -149,8 +151,7 @@ class MultiHeadAttention(nn.Module):
         else:
             k, v = project_kv(inputs_kv)
             if cache is not None:
-                k = jax.lax.dynamic_update_slice_in_dim(cache[0], k.astype(cache[0].dtype), cache_index, axis=1)
-                v = jax.lax.dynamic_update_slice_in_dim(cache[1], v.astype(cache[1].dtype), cache_index, axis=1)
+                return self._attend_cache(q, k, v, cache, bias, mask, bias_self, wo)
         scores = jnp.einsum("bqhd,bkhd->bhqk", q, k.astype(dt)).astype(jnp.float32)
         if bias is not None:
             scores = scores + bias
@@ -161,6 +162,22 @@ class MultiHeadAttention(nn.Module):
         out = jnp.einsum("bhqk,bkhd->bqhd", weights, v.astype(dt))
         out = jnp.einsum("bqhd,hdD->bqD", out, wo.astype(dt))
         return constrain(out, ("batch", "length", "embed")), (k, v)
+
+    def _attend_cache(self, q, k_new, v_new, cache, bias, mask, bias_self, wo):
+        """One decoding step: softmax over [cached keys (masked to the written ones), own key]."""
+        dt = self.config.compute_dtype
+        cached = jnp.einsum("bqhd,bkhd->bhqk", q, cache[0].astype(dt)).astype(jnp.float32)
+        own = jnp.einsum("bqhd,bkhd->bhqk", q, k_new.astype(dt)).astype(jnp.float32)
+        if bias is not None:
+            cached, own = cached + bias, own + bias_self
+        if mask is not None:
+            cached = jnp.where(mask, cached, MASK_VALUE)
+        weights = jax.nn.softmax(jnp.concatenate([cached, own], axis=-1), axis=-1).astype(dt)
+        weights = nn.Dropout(self.config.dropout_rate)(weights, deterministic=self.deterministic)
+        out = (jnp.einsum("bhqk,bkhd->bqhd", weights[..., :-1], cache[1].astype(dt))
+               + jnp.einsum("bhqk,bkhd->bqhd", weights[..., -1:], v_new.astype(dt)))
+        out = jnp.einsum("bqhd,hdD->bqD", out, wo.astype(dt))
+        return constrain(out, ("batch", "length", "embed")), (k_new, v_new)
 
 
 class MlpBlock(nn.Module):
@@ -212,7 +229,7 @@ class DecoderLayer(nn.Module):
     mode: str = "full"
 
     @nn.compact
-    def __call__(self, x, layer_cache, self_bias, self_mask, cross_mask, encoded, cache_index):
+    def __call__(self, x, layer_cache, self_bias, self_mask, cross_mask, encoded, cache_index, self_bias_own=None):
         cfg = self.config
         drop = nn.Dropout(cfg.dropout_rate)
         self_attn = MultiHeadAttention(cfg, self.deterministic, name="self_attention")
@@ -224,7 +241,7 @@ class DecoderLayer(nn.Module):
         h = RMSNorm(cfg, name="pre_self_attention_layer_norm")(x)
         h, (sk, sv) = self_attn(h, h, self_bias, self_mask,
                                 cache=(layer_cache["self_k"], layer_cache["self_v"]) if step else None,
-                                cache_index=cache_index)
+                                cache_index=cache_index, bias_self=self_bias_own)
         x = x + drop(h, deterministic=self.deterministic)
         h = RMSNorm(cfg, name="pre_cross_attention_layer_norm")(x)
         h, _ = cross_attn(h, encoded, None, cross_mask,
@@ -234,6 +251,6 @@ class DecoderLayer(nn.Module):
         h = MlpBlock(cfg, self.deterministic, name="mlp")(h)
         x = x + drop(h, deterministic=self.deterministic)
         x = constrain(x, ("batch", "length", "embed"))
-        if step:
+        if step:  # this position's keys/values only: the caller writes them into the cache
             return x, {"self_k": sk, "self_v": sv}
         return x, None

@@ -77,22 +77,23 @@ class Decoder(nn.Module):
     def __call__(self, y, encoded, encoder_tokens, *, segment_ids=None, encoder_segment_ids=None,
                  positions=None, deterministic=True, mode="full", cache=None, cache_index=None):
         cfg = self.config
-        in_axes = (0, nn.broadcast, nn.broadcast, nn.broadcast, nn.broadcast, nn.broadcast)
+        in_axes = (0, nn.broadcast, nn.broadcast, nn.broadcast, nn.broadcast, nn.broadcast, nn.broadcast)
         layers = _stack(DecoderLayer, cfg, cfg.num_decoder_layers, in_axes, deterministic=deterministic, mode=mode)
         relpos = RelativePositionBiases(cfg, bidirectional=False, name="relpos_bias")
         cross_mask = (encoder_tokens > 0)[:, None, None, :]
         if mode == "init_cache":
-            _, kv = layers(jnp.zeros((), cfg.compute_dtype), None, None, None, None, encoded, None)
+            _, kv = layers(jnp.zeros((), cfg.compute_dtype), None, None, None, None, encoded, None, None)
             return kv
         if mode == "step":
             length = cache["self_k"].shape[2]
             key_pos = jnp.arange(length, dtype=jnp.int32)[None, :]
             query_pos = jnp.reshape(cache_index, (1, 1)).astype(jnp.int32)
             self_bias = relpos(query_pos, key_pos)
-            self_mask = (key_pos <= cache_index)[:, None, None, :]
+            self_bias_own = relpos(query_pos, query_pos)
+            self_mask = (key_pos < cache_index)[:, None, None, :]  # the written part; own key added apart
         else:
             pos = _positions(y, positions)
-            self_bias = relpos(pos, pos)
+            self_bias, self_bias_own = relpos(pos, pos), None
             idx = jnp.arange(y.shape[1])
             self_mask = (idx[None, :] <= idx[:, None])[None, None]
             if segment_ids is not None:
@@ -101,11 +102,15 @@ class Decoder(nn.Module):
                 cross_mask = cross_mask & _segment_mask(segment_ids, encoder_segment_ids)
         y = nn.Dropout(cfg.dropout_rate)(y, deterministic=deterministic).astype(cfg.compute_dtype)
         y = constrain(y, ("batch", "length", "embed"))
-        y, new_cache = layers(y, cache, self_bias, self_mask, cross_mask, encoded, cache_index)
+        y, new_kv = layers(y, cache, self_bias, self_mask, cross_mask, encoded, cache_index, self_bias_own)
         y = RMSNorm(cfg, name="decoder_norm")(y)
         y = nn.Dropout(cfg.dropout_rate)(y, deterministic=deterministic)
         if mode == "step":
-            return y, {**cache, **new_cache}
+            # One in-place write of this position for all layers [L, B, 1, H, d_kv] (a while loop
+            # carrying the cache updates it without copying), instead of restacking per-layer caches.
+            return y, {**cache, **{name: jax.lax.dynamic_update_slice_in_dim(
+                cache[name], new_kv[name].astype(cache[name].dtype), cache_index, axis=2)
+                for name in ("self_k", "self_v")}}
         return y
 
 
