@@ -156,7 +156,7 @@ def _check_once(results_dir):
 
 
 def test_two_processes_with_the_same_worker_index_compute_every_cell_once(tmp_path):
-    slow = "--gin.grid_settings.toy_step_seconds=0.002"
+    slow = "--gin.grid_settings.toy_step_seconds=0.005"  # ~12 s of work: the processes overlap
     procs = [run_cli([f"--results_dir={tmp_path}", "--worker_index=0", "--num_workers=1", slow]) for _ in range(2)]
     outs = [p.communicate(timeout=300) for p in procs]
     for p, (_, err) in zip(procs, outs):
@@ -176,7 +176,7 @@ def test_two_processes_with_the_same_worker_index_compute_every_cell_once(tmp_pa
 
 
 def test_three_dynamic_workers_do_every_cell_exactly_once(tmp_path):
-    slow = "--gin.grid_settings.toy_step_seconds=0.002"
+    slow = "--gin.grid_settings.toy_step_seconds=0.005"  # ~12 s of work: the processes overlap
     procs = [run_cli([f"--results_dir={tmp_path}", "--schedule=dynamic", slow]) for _ in range(3)]
     outs = [p.communicate(timeout=300) for p in procs]
     for p, (_, err) in zip(procs, outs):
