@@ -87,3 +87,19 @@ def test_train_refuses_a_data_config_it_would_ignore(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "DataConfig.batch_size = 128 but jaxlt train uses 8" in err and "target_length" not in err
     assert not (tmp_path / "run").exists()
+
+
+def test_eval_config_reaches_evaluate_and_clashes_are_refused(tmp_path, capsys):
+    from jaxlt.train import run
+
+    gin.clear_config()
+    run.import_before_parsing()
+    with gin.unlock_config():
+        gin.parse_config(["EvalConfig.rank_classification = True", "EvalConfig.max_examples = 5",
+                          "EvalConfig.split = 'test'"])
+    assert run.evaluation_kwargs("evaluate_run") == {"rank_classification": True, "max_examples": 5, "split": "test"}
+    assert run.evaluation_kwargs("train_run") == {"rank_classification": True, "eval_split": "test"}
+    with gin.unlock_config():
+        gin.parse_config("jaxlt.train.evaluate_run.split = 'validation'")
+    with pytest.raises(ValueError, match="EvalConfig.split = 'test' but jaxlt.train.evaluate_run.split = 'validation'"):
+        run.evaluation_kwargs("evaluate_run")

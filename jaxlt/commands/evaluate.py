@@ -59,6 +59,11 @@ def main(argv: list[str]) -> int:
     model = experiment.from_gin("model")
     run.configure_process(experiment.from_gin("data").data_dir,
                           model.vocabulary or run.checkpoint_vocabulary(gin.query_parameter("%CHECKPOINT_PATH")))
-    results = run.evaluate_run(progress=not args.no_progress, model=model)
+    try:
+        evaluation = run.evaluation_kwargs("evaluate_run")
+    except ValueError as e:
+        print(f"jaxlt evaluate: error: {e}", file=sys.stderr)
+        return 2
+    results = run.evaluate_run(progress=not args.no_progress, model=model, **evaluation)
     print(json.dumps(results))
     return 0

@@ -70,7 +70,13 @@ def main(argv: list[str]) -> int:
         return 2
     run.configure_process(data.data_dir,
                           model.vocabulary or run.checkpoint_vocabulary(gin.query_parameter("%INITIAL_CHECKPOINT_PATH")))
-    summary = run.train_run(progress=not args.no_progress, model=model, optimizer=experiment.from_gin("optimizer"))
+    try:
+        evaluation = run.evaluation_kwargs("train_run")
+    except ValueError as e:
+        print(f"jaxlt train: error: {e}", file=sys.stderr)
+        return 2
+    summary = run.train_run(progress=not args.no_progress, model=model, optimizer=experiment.from_gin("optimizer"),
+                            **evaluation)
     print(json.dumps(summary))
     if args.print_config:
         print(gin.operative_config_str())

@@ -148,6 +148,38 @@ def configure_process(data_dir: str = "", vocabulary: str | None = None) -> None
         tasks.set_vocabulary(find_sentencepiece_model(vocabulary))
 
 
+# EvalConfig field (what jaxlt grid reads) -> its parameter in train_run / evaluate_run (None: not used there)
+EVAL_PARAMETERS = {"split": ("eval_split", "split"), "batch_size": ("eval_batch_size", None),
+                   "max_examples": (None, "max_examples"), "max_decode_length": ("max_decode_length", "max_decode_length"),
+                   "rank_classification": ("rank_classification", "rank_classification")}
+
+
+def evaluation_kwargs(run: str) -> dict:
+    """`train_run` / `evaluate_run` keyword arguments from the EvalConfig bindings in gin, so one
+    `EvalConfig.rank_classification = True` evaluates the same way in train, evaluate and grid.
+    A setting bound both as EvalConfig and as the run's own parameter, differently, is refused."""
+    from jaxlt import experiment
+    from jaxlt.errors import ConfigError
+
+    column = 0 if run == "train_run" else 1
+    out, clashes = {}, []
+    for field, params in EVAL_PARAMETERS.items():
+        param = params[column]
+        bound, value = experiment.gin_bound("evaluation", field)
+        if param is None or not bound or value in ("", 0) and field != "rank_classification":
+            continue  # "" / 0: the run's own default
+        try:
+            theirs = gin.query_parameter(f"jaxlt.train.{run}.{param}")
+        except ValueError:
+            theirs = value
+        if theirs != value:
+            clashes.append(f"EvalConfig.{field} = {value!r} but jaxlt.train.{run}.{param} = {theirs!r}")
+        out[param] = value
+    if clashes:
+        raise ConfigError("one setting bound two ways: " + "; ".join(clashes))
+    return out
+
+
 def check_data_config_agrees(data, batch_size: int, task_feature_lengths: dict, accumulation_steps: int) -> None:
     """`jaxlt train` takes its batch and lengths from BATCH_SIZE and TASK_FEATURE_LENGTHS: a
     DataConfig binding (what `jaxlt grid` reads) that says otherwise is refused, not ignored."""
