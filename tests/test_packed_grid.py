@@ -56,17 +56,26 @@ def records(root):
     return {r["cell_id"].split("/", 1)[1]: r for r in ResultsStore(str(root)).iter_records()}
 
 
-def test_packed_fewshot_stage_reproduces_the_unpacked_records(tmp_path, trainer):
+@pytest.fixture(scope="module")
+def unpacked(tmp_path_factory, trainer):
     from jaxlt.grid.executor import TrainerExecutor
 
-    one = tmp_path / "one"
+    one = tmp_path_factory.mktemp("one")
     GridRunner(SPEC, SETTINGS, ResultsStore(str(one)), lambda: TrainerExecutor(SETTINGS, trainer=trainer),
                progress=False).run()
-    expected = {k: r for k, r in records(one).items() if r["n"] > 0}
+    return one
+
+
+# The CPU default, and the accelerator path (slow: a second packed compile on CPU).
+@pytest.mark.parametrize("batching", ["loop", pytest.param("vmap", marks=pytest.mark.slow)])
+def test_packed_fewshot_stage_reproduces_the_unpacked_records(tmp_path, trainer, unpacked, batching):
+    from jaxlt.grid.executor import TrainerExecutor
+
+    expected = {k: r for k, r in records(unpacked).items() if r["n"] > 0}
     assert len(expected) == 4
 
     packed_dir = tmp_path / "packed"
-    shutil.copytree(one, packed_dir)
+    shutil.copytree(unpacked, packed_dir)
     store = ResultsStore(str(packed_dir))
     for key, r in expected.items():
         os.unlink(store.record_path(Cell(**{f: r[f] for f in ("task", "source", "seed", "target", "n",
@@ -75,10 +84,12 @@ def test_packed_fewshot_stage_reproduces_the_unpacked_records(tmp_path, trainer)
     # cell and two empty slots
     settings = dataclasses.replace(SETTINGS, pack_cells=3)
     executor = TrainerExecutor(settings, trainer=trainer)
+    executor.packer.batching = batching
     GridRunner(SPEC, settings, store, lambda: executor, progress=False, stage="fewshot").run()
     got = {k: r for k, r in records(packed_dir).items() if r["n"] > 0}
     assert sorted(got) == sorted(expected)
     assert executor.packer.packed_trainer.pack_size == 3
+    assert executor.packer.packed_trainer.batching == batching
     for key in expected:
         assert got[key]["metrics"] == expected[key]["metrics"], key
         assert got[key]["eval_details"]["predictions_sha256"] == expected[key]["eval_details"]["predictions_sha256"]

@@ -117,6 +117,7 @@ class FewshotPacker:
         self._pending: list[Cell] = []
         self._done: dict[Cell, tuple[PackedModel, Timings]] = {}
         self._source_models: Callable[[SourceRun], Any] | None = None
+        self.batching = "auto"  # PackedTrainer's: vmap on accelerators, a loop on CPU
 
     def use_source_models(self, provider: Callable[[SourceRun], Any]) -> None:
         """`provider(run)` -> that source run's model; lets a pack span source runs."""
@@ -133,7 +134,7 @@ class FewshotPacker:
         from jaxlt.train.packed import PackedTrainer
 
         if self._packed_trainer is None:
-            self._packed_trainer = PackedTrainer(self.executor.trainer, self.pack_size or 1)
+            self._packed_trainer = PackedTrainer(self.executor.trainer, self.pack_size or 1, self.batching)
         return self._packed_trainer
 
     @staticmethod
