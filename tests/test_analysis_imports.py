@@ -4,7 +4,8 @@ import sys
 
 MODULES = [
     "jaxlt.languages", "jaxlt.features.text", "jaxlt.features.typology", "jaxlt.features.sizes",
-    "jaxlt.features.model_features", "jaxlt.features.frame", "jaxlt.stats.results", "jaxlt.stats.ledger",
+    "jaxlt.features.model_features", "jaxlt.features.frame", "jaxlt.features.user", "jaxlt.report.paper",
+    "jaxlt.stats.results", "jaxlt.stats.ledger",
     "jaxlt.stats.correlations", "jaxlt.stats.metaregression", "jaxlt.stats.nshot", "jaxlt.stats.transfer",
     "jaxlt.stats.recommend", "jaxlt.stats.pipeline", "jaxlt.report.figures", "jaxlt.report.markdown",
     "jaxlt.commands.analyze", "jaxlt.commands.recommend", "jaxlt.commands.features",

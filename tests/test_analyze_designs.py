@@ -9,7 +9,7 @@ import pytest
 from jaxlt import cli
 
 CODES = ["en", "de", "fi", "sw", "ru", "ar", "hi"]
-FAST = ["--permutations", "20", "--no-models", "--n-features", "2", "--lasso-alpha", "0.05"]
+FAST = ["--permutations", "20", "--no-models", "--n-features", "2", "--lasso-alpha", "0.05", "--no-figures"]
 
 
 def results(pairs, ns=(0, 100), scale=1.0, diagonal=True, seed=0):
@@ -39,8 +39,11 @@ def ledger(out):
 
 
 def test_one_source_table(tmp_path):
-    code, out = run(tmp_path, results([("en", t) for t in CODES]))
-    assert code == 0
+    path = tmp_path / "r.csv"
+    results([("en", t) for t in CODES]).to_csv(path, index=False)
+    out = tmp_path / "out"  # the default nested CV, and figures, on the most common design in the literature
+    assert cli.main(["analyze", "--results", str(path), "--out", str(out), "--permutations", "20", "--no-models"]) == 0
+    assert list((out / "figures").glob("heatmap_*.png"))
     corr = pd.read_csv(out / "tables" / "correlations.csv")
     assert corr["permutation_p"].notna().any() and (corr.loc[corr["permutation_p"].notna(), "n_permutations"] == 20).all()
     report = (out / "report.md").read_text()

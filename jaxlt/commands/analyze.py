@@ -71,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache-dir", help="cache for text statistics (default: OUT/cache)")
     parser.add_argument("--no-models", action="store_true", help="do not save fitted recommenders")
+    parser.add_argument("--no-figures", action="store_true", help="tables and report text only (faster)")
     parser.add_argument("--jobs", type=int, default=1, help="processes for the per-task regressions and for rendering figures "
                         "(default: %(default)s)")
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -143,7 +144,8 @@ def main(argv: list[str]) -> int:
                   "pair features": ", ".join(args.pair_features) or "none", "model features": str(args.model_features or "none"),
                   "embeddings": str(args.embeddings or "none"), "language features": ", ".join(args.language_features) or "none",
                   "typology file": str(args.typology or "none"), "result rows": str(len(results))}
-        report = write_report(result, out, inputs=inputs, save_models=not args.no_models, n_jobs=args.jobs)
+        report = write_report(result, out, inputs=inputs, save_models=not args.no_models, n_jobs=args.jobs,
+                              draw_figures=not args.no_figures)
     except (ValueError, FileNotFoundError, KeyError) as error:
         print(f"jaxlt analyze: error: {error}", file=sys.stderr)
         return 2

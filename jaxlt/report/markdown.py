@@ -150,10 +150,11 @@ def _findings(result: AnalysisResult) -> list[str]:
 
 
 def write_report(result: AnalysisResult, out_dir: str | pathlib.Path, *, inputs: dict[str, str], save_models: bool = True,
-                 n_jobs: int = 1) -> pathlib.Path:
+                 n_jobs: int = 1, draw_figures: bool = True) -> pathlib.Path:
     """Write tables/, figures/, models/ and report.md under ``out_dir``; return the report path.
 
-    n_jobs > 1 renders figures in that many forked processes (matplotlib is single-threaded)."""
+    n_jobs > 1 renders figures in that many forked processes (matplotlib is single-threaded);
+    draw_figures=False writes tables and text only."""
     out = pathlib.Path(out_dir)
     tables, frame, ledger = result.tables, result.data.frame, result.data.ledger
     for name, table in tables.items():
@@ -188,7 +189,7 @@ def write_report(result: AnalysisResult, out_dir: str | pathlib.Path, *, inputs:
         if len(alphas):
             jobs[f"curves:{name}"] = (figures.learning_curves, full, alphas, f"{task} ({model}): S_T vs n with S_T(0) + alpha log(n+1)",
                                       out / "figures" / f"learning_curves_{stem}.png")
-    figs = figures.render_all(jobs, n_jobs=n_jobs)
+    figs = figures.render_all(jobs, n_jobs=n_jobs) if draw_figures else {}
     if save_models:
         import joblib
 

@@ -77,7 +77,8 @@ class TransferRegressor(RegressorMixin, BaseEstimator):
         # Imputation and scaling are fitted on this (outer) training set; the inner CV that picks the
         # penalty and the number of features reuses them (it only chooses hyper-parameters).
         prep = Pipeline([("impute", SimpleImputer(strategy="mean", keep_empty_features=True)), ("scale", MinMaxScaler())])
-        scaled = prep.fit_transform(values)
+        with sklearn.config_context(skip_parameter_validation=True):
+            scaled = prep.fit_transform(values)
         with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):  # tiny data: overhead dominates
             if self.alpha == "cv":
                 self.alpha_ = float(LassoCV(alphas=N_ALPHAS, cv=splits, max_iter=100_000).fit(scaled, y).alpha_)
@@ -94,14 +95,17 @@ class TransferRegressor(RegressorMixin, BaseEstimator):
             else:
                 support = np.ones(len(columns), bool)
         self.selected_ = [c for c, keep in zip(columns, support) if keep]
-        self.pipeline_ = _pipeline(self.alpha_).fit(X[self.selected_].to_numpy(float), y)
+        with sklearn.config_context(skip_parameter_validation=True):
+            self.pipeline_ = _pipeline(self.alpha_).fit(X[self.selected_].to_numpy(float), y)
         fitted = self.pipeline_.named_steps["model"]
         self.coef_ = pd.Series(fitted.coef_, index=self.selected_, name="coef")
         self.intercept_ = float(fitted.intercept_)
         return self
 
     def predict(self, X: pd.DataFrame) -> pd.Series:
-        return pd.Series(self.pipeline_.predict(X[self.selected_].to_numpy(float)), index=X.index, name="predicted")
+        with sklearn.config_context(skip_parameter_validation=True):
+            predicted = self.pipeline_.predict(X[self.selected_].to_numpy(float))
+        return pd.Series(predicted, index=X.index, name="predicted")
 
 
 def ranking_metrics(predictions: pd.DataFrame, score: str = "predicted", truth: str = "observed",
@@ -116,7 +120,7 @@ def ranking_metrics(predictions: pd.DataFrame, score: str = "predicted", truth: 
     codes = predictions.groupby(list(by), sort=True).ngroup().to_numpy()
     y = predictions[truth].to_numpy(float)
     s = predictions[score].to_numpy(float)
-    hits, ndcgs = [], []
+    hits, by_size = [], {}
     for code in np.unique(codes):
         rows = (codes == code) & ~np.isnan(s) & ~np.isnan(y)
         yg, sg = y[rows], s[rows]
@@ -124,7 +128,13 @@ def ranking_metrics(predictions: pd.DataFrame, score: str = "predicted", truth: 
             continue
         top = np.isclose(sg, sg.max())  # tied top predictions: a random pick among them (expected hit rate)
         hits.append(float(np.mean(np.isclose(yg[top], yg.max()))))
-        ndcgs.append(float(ndcg_score([np.clip(yg, 0, None)], [sg], k=k)) if yg.max() > 0 else 0.0)
+        by_size.setdefault(len(yg), []).append((np.clip(yg, 0, None), sg))
+    ndcgs = []
+    for groups in by_size.values():  # one ndcg_score call per ranking length (its validation is costly)
+        truth_rows, score_rows = np.array([g[0] for g in groups]), np.array([g[1] for g in groups])
+        ndcgs += [float(ndcg_score([t], [p], k=k)) if t.max() > 0 else 0.0 for t, p in zip(truth_rows, score_rows)] \
+            if (truth_rows.max(axis=1) <= 0).any() else \
+            [float(ndcg_score(truth_rows, score_rows, k=k))] * len(groups)
     return {"top1_accuracy": float(np.mean(hits)) if hits else np.nan,
             f"ndcg@{k}": float(np.mean(ndcgs)) if ndcgs else np.nan, "n_rankings": len(hits)}
 
