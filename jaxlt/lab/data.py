@@ -65,14 +65,16 @@ def nli_meanings(split: str, size: int, seed: int = SEED) -> list[tuple[Clause, 
     rng = _split_rng("lab_nli", split, seed)
     out = []
     for i in range(size):
-        premise = random_clause(rng, transitive=True)
+        # One-word noun phrases and no place: what decides the label is who does what to whom.
+        premise = random_clause(rng, transitive=True, place_rate=0.0, simple=True)
         label = i % 3
         if label == 0:
             subject = premise.agent
         elif label == 2:
             subject = premise.patient
         else:
-            subject = random_noun_phrase(rng, exclude=(np_key(premise.agent), np_key(premise.patient)))
+            subject = random_noun_phrase(rng, exclude=(np_key(premise.agent), np_key(premise.patient)),
+                                         simple=True)
         out.append((premise, Clause(subject, premise.verb), label))
     rng.shuffle(out)
     return out
@@ -84,10 +86,17 @@ def ner_meanings(split: str, size: int, seed: int = SEED) -> list[Clause]:
     out = []
     while len(out) < size:
         clause = random_clause(rng, transitive=True, place_rate=0.6)
+        # numerals and adjectives only lengthen the target; entities keep their full forms
+        clause = Clause(_plain(clause.agent), clause.verb, _plain(clause.patient),
+                        _plain(clause.place) if clause.place else None)
         nps = [clause.agent, clause.patient] + ([clause.place] if clause.place else [])
         if any(np.kind != "noun" for np in nps):
             out.append(clause)
     return out
+
+
+def _plain(np: NounPhrase) -> NounPhrase:
+    return NounPhrase("noun", np.head) if np.kind == "noun" else np
 
 
 def text_meanings(size: int, seed: int = SEED) -> list[Clause]:

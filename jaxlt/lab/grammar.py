@@ -273,21 +273,25 @@ class Clause:
 # random meanings
 
 
-def random_noun_phrase(rng: random.Random, *, entities: bool = True, exclude: Sequence[str] = ()) -> NounPhrase:
-    """A random agent / patient: a common noun (with optional numeral / adjective), or a name."""
+def random_noun_phrase(rng: random.Random, *, entities: bool = True, exclude: Sequence[str] = (),
+                       simple: bool = False) -> NounPhrase:
+    """A random agent / patient: a common noun (with optional numeral / adjective), or a name.
+    `simple`: one-word phrases only (a bare noun or a first name)."""
     r = rng.random()
     if entities and r < 0.25:
         first = rng.choice(PERSON_NAMES)
-        head = first if rng.random() < 0.5 else f"{first} {rng.choice(FAMILY_NAMES)}"
+        head = first if simple or rng.random() < 0.5 else f"{first} {rng.choice(FAMILY_NAMES)}"
         if head in exclude or first in exclude:
-            return random_noun_phrase(rng, entities=entities, exclude=exclude)
+            return random_noun_phrase(rng, entities=entities, exclude=exclude, simple=simple)
         return NounPhrase("person", head)
-    if entities and r < 0.35:
+    if entities and not simple and r < 0.35:
         name = rng.choice(ORG_NAMES)
         if name in exclude:
-            return random_noun_phrase(rng, entities=entities, exclude=exclude)
+            return random_noun_phrase(rng, entities=entities, exclude=exclude, simple=simple)
         return NounPhrase("org", rng.choice(ORG_NOUNS), modifier=name)
     head = rng.choice([n for n in NOUNS if n not in exclude])
+    if simple:
+        return NounPhrase("noun", head)
     number = rng.choice((None, None, None, 1, 2, 3, 4, 5, 7, 12))
     modifier = rng.choice(ADJECTIVES) if rng.random() < 0.4 else None
     return NounPhrase("noun", head, modifier=modifier, number=number)
@@ -304,8 +308,9 @@ def np_key(np: NounPhrase) -> str:
     return np.modifier if np.kind == "org" else np.head.split(" ")[0]
 
 
-def random_clause(rng: random.Random, transitive: bool = True, place_rate: float = 0.4) -> Clause:
-    agent = random_noun_phrase(rng)
-    patient = random_noun_phrase(rng, exclude=(np_key(agent),)) if transitive else None
+def random_clause(rng: random.Random, transitive: bool = True, place_rate: float = 0.4,
+                  simple: bool = False) -> Clause:
+    agent = random_noun_phrase(rng, simple=simple)
+    patient = random_noun_phrase(rng, exclude=(np_key(agent),), simple=simple) if transitive else None
     place = random_place(rng) if rng.random() < place_rate else None
     return Clause(agent, rng.choice(VERBS), patient, place)
