@@ -66,8 +66,8 @@ def packed_result(request):
     """vmap: the accelerator path; loop (lax.map): the CPU default. Both must equal single runs."""
     packer = PackedTrainer(trainer(), 4, batching=request.param)
     state = packer.init_state([params(r["init"]) for r in RUNS])
-    state, histories, errors = packer.train(state, [batches(examples(r["n"], 100 + i), r["seed"]) for i, r in enumerate(RUNS)],
-                                    [r["steps"] for r in RUNS], [r["seed"] for r in RUNS])
+    data = [batches(examples(r["n"], 100 + i), r["seed"]) for i, r in enumerate(RUNS)]
+    state, histories, errors = packer.train(state, data, [r["steps"] for r in RUNS], [r["seed"] for r in RUNS])
     assert errors == [None] * len(RUNS)
     return packer, state, histories
 
