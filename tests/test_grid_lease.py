@@ -210,3 +210,26 @@ def test_results_summary_lists_work_in_progress(tmp_path):
     progress = json.loads(out.stdout)["in_progress"]
     assert len(progress["live"]) == 1 and progress["live"][0].startswith("cells/t.en-de.n0.seed0.zero_shot (node7:4242")
     assert len(progress["stale"]) == 1 and progress["stale"][0].startswith("sources/t.en.seed0")
+
+
+def test_a_worker_skips_a_live_cell_lease_and_takes_over_a_stale_one(tmp_path):
+    """Through the command: a cell leased by a live worker elsewhere is left to it; once that lease
+    has had no heartbeat for --lease_timeout seconds, a rerun takes it over (logged) and runs it."""
+    p = run_cli([f"--results_dir={tmp_path}", "--gin.grid_spec.seeds=[1]"])  # the seed-1 half, first
+    p.communicate(timeout=300)
+    assert p.returncode == 0
+    cell_lease = tmp_path / "leases" / "cells" / ("toy_nli.de-en.n10.seed0.sequential-random" + lease.SUFFIX)
+    _write_lease(str(cell_lease), host="node7", pid=4242, work="cells/x")
+    p = run_cli([f"--results_dir={tmp_path}", "--lease_timeout=60"])
+    _, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err[-3000:]
+    assert "17 cells done, 19 skipped" in err.strip().splitlines()[-1]
+    assert cell_lease.exists()
+    old = time.time() - 120
+    os.utime(cell_lease, (old, old))
+    p = run_cli([f"--results_dir={tmp_path}", "--lease_timeout=60"])
+    _, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err[-3000:]
+    assert "took over the stale lease" in err and "node7" in err
+    assert "1 cells done" in err.strip().splitlines()[-1]
+    assert len(list(ResultsStore(str(tmp_path)).iter_records())) == TOY_CELLS and not cell_lease.exists()
