@@ -210,3 +210,22 @@ def test_tiny_real_grid_with_learning_rate_1e30_finishes_with_diverged_records(t
     for source in ("en", "de"):
         ckpt = tmp_path / "checkpoints" / "xnli" / source / "seed0"
         assert not [p for p in ckpt.iterdir() if p.name.isdigit()] if ckpt.exists() else True
+
+
+def test_results_forget_diverged_lets_a_rerun_compute_them(tmp_path):
+    GridRunner(SPEC, SETTINGS, ResultsStore(str(tmp_path)), lambda: DivergingToy(SETTINGS, sources=["de"]),
+               progress=False).run()
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    forget = [sys.executable, "-m", "jaxlt.cli", "results", "forget", "--status=diverged", f"--results_dir={tmp_path}"]
+    dry = subprocess.run(forget + ["--dry_run"], capture_output=True, text=True, env=env, timeout=60)
+    assert dry.returncode == 0 and "would delete 9 diverged record(s) and 1 source marker(s)" in dry.stdout
+    assert sum(r["status"] == "diverged" for r in records(tmp_path).values()) == 9
+    out = subprocess.run(forget, capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 0 and "deleted 9 diverged record(s) and 1 source marker(s)" in out.stdout, out.stderr
+    assert len(records(tmp_path)) == 9
+    # e.g. after a fix (here: an executor that no longer diverges), the rerun computes exactly those cells
+    ex = ToyExecutor(SETTINGS)
+    runner = GridRunner(SPEC, SETTINGS, ResultsStore(str(tmp_path)), lambda: ex, progress=False)
+    runner.run()
+    assert runner.counts["done"] == 9 and runner.counts["skipped"] == 9
+    assert {r["status"] for r in records(tmp_path).values()} == {"ok"} and len(records(tmp_path)) == 18

@@ -9,7 +9,8 @@ import sys
 
 EPILOG = """examples:
   jaxlt results summary --results_dir=/tmp/grid
-  jaxlt results export --results_dir=/tmp/grid --csv=results.csv --parquet=results.parquet"""
+  jaxlt results export --results_dir=/tmp/grid --csv=results.csv --parquet=results.parquet
+  jaxlt results forget --status=diverged --results_dir=/tmp/grid   # then rerun jaxlt grid to retry them"""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,6 +24,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--origin", help="value of the origin column (default jaxlt-grid:CONFIG_HASH)")
     s = sub.add_parser("summary", help="counts of finished cells per status (ok, diverged) and task / strategy / n")
     s.add_argument("--results_dir", required=True)
+    f = sub.add_parser("forget", help="delete the records (and source markers) of diverged cells so that the "
+                                      "next jaxlt grid run computes them again")
+    f.add_argument("--results_dir", required=True)
+    f.add_argument("--status", required=True, choices=("diverged",), help="which records to forget")
+    f.add_argument("--dry_run", action="store_true", help="only list what would be deleted")
     return p
 
 
@@ -68,6 +74,14 @@ def main(argv: list[str]) -> int:
     if not os.path.isfile(store.manifest_path):
         print(f"jaxlt results: {args.results_dir} is not a grid results directory (no grid.json)", file=sys.stderr)
         return 2
+    if args.action == "forget":
+        records, markers = store.forget(args.status, dry_run=args.dry_run)
+        verb = "would delete" if args.dry_run else "deleted"
+        for path in records + markers:
+            print(f"{verb} {os.path.relpath(path, store.root)}")
+        print(f"{verb} {len(records)} {args.status} record(s) and {len(markers)} source marker(s); "
+              + ("" if args.dry_run else "rerun jaxlt grid (with the same configuration) to compute them again"))
+        return 0
     records = list(store.iter_records())
     df = export.records_to_tidy(records)
     cells = df.drop_duplicates("cell_id")

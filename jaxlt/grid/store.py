@@ -130,6 +130,32 @@ class ResultsStore:
                     except json.JSONDecodeError as e:
                         raise ValueError(f"corrupt result record {path}: {e}") from None
 
+    def forget(self, status: str, dry_run: bool = False) -> tuple[list[str], list[str]]:
+        """Deletes the records (and source-run markers) with `status` (e.g. "diverged"), so that a
+        rerun computes those cells again; returns the (record, marker) paths. Source checkpoints are
+        left to the next run, which replaces them under its lease."""
+        def matching(directory: str) -> list[str]:
+            out = []
+            for dirpath, _, files in os.walk(directory):
+                for name in sorted(files):
+                    if name.endswith(".json") and not name.startswith("."):
+                        path = os.path.join(dirpath, name)
+                        with open(path) as f:
+                            try:
+                                if json.load(f).get("status", "ok") == status:
+                                    out.append(path)
+                            except json.JSONDecodeError as e:
+                                raise ResultsDirError(f"corrupt file {path}: {e}",
+                                                      hint="delete it; the rerun recomputes it") from None
+            return sorted(out)
+
+        records = matching(os.path.join(self.root, "records"))
+        markers = matching(os.path.join(self.root, "sources"))
+        if not dry_run:
+            for path in records + markers:
+                os.unlink(path)
+        return records, markers
+
     def leftover_temp_files(self) -> list[str]:
         """Temporary files of writes that were interrupted (harmless, never read as records)."""
         out = []
