@@ -112,7 +112,6 @@ def _findings(result: AnalysisResult) -> list[str]:
             bits.append(f"for choosing a source, **a baseline ranks better**: {', '.join(f'{b} ({chr(44).join(losses[b])})' for b in by_rank)}")
         if not np.isnan(me["top1_accuracy"]):
             bits.append(f"it names the best source for {100 * me['top1_accuracy']:.0f}% of targets")
-        freq = {k: v for k, v in (m.attrs.get("selection_frequency") or {}).items()}
         folds = tables["metaregression_folds"]
         sub = folds[(folds["task"] == task) & (folds["model"] == model)] if not folds.empty else folds
         if len(sub):

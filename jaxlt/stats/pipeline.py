@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 
-import numpy as np
 import pandas as pd
 from sklearn.base import clone
 from tqdm.auto import tqdm
