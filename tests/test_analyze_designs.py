@@ -80,9 +80,12 @@ def test_lex_alone(tmp_path):
     rng = np.random.default_rng(2)
     pd.DataFrame([dict(task="xnli", source=s, target=t, feature="LEX", value=rng.uniform())
                   for s, t in itertools.permutations(CODES, 2)]).to_csv(tmp_path / "lex.csv", index=False)
-    code, out = run(tmp_path, results(itertools.product(CODES, CODES)), "--pair-features", str(tmp_path / "lex.csv"))
+    code, out = run(tmp_path, results(itertools.product(CODES, CODES)), "--pair-features", str(tmp_path / "lex.csv"),
+                    "--target-groups", "near=de,en;far=fi,sw,ru,ar,hi")
     assert code == 0
     assert pd.read_csv(out / "tables" / "analysis_frame.csv")["LEX"].notna().all()
+    ranking = pd.read_csv(out / "tables" / "source_ranking.csv")
+    assert {"mean_Z[near]", "mean_Z[far]", "mean_advantage[near]"} <= set(ranking.columns)
     unavailable = set(ledger(out).query("kind == 'unavailable'")["what"])
     assert "LEX" not in unavailable and {"Vr", "SENTLEN", "MORPH"} <= unavailable
 
