@@ -13,6 +13,8 @@ import json
 import os
 import random
 
+from jaxlt import atomic
+
 ROOT = os.path.dirname(os.path.abspath(__file__))
 SIZES = {"train": 56, "validation": 16, "test": 16}  # 56 >= 50-shot + spare
 
@@ -251,12 +253,7 @@ def qa_record(lang: str, s: dict, ident: str, title: bool) -> dict:
 
 
 def write_jsonl(path: str, records: list[dict]) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        for r in records:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
+    atomic.write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
 
 
 def main() -> None:
