@@ -197,7 +197,7 @@ def pretrain(config: PretrainConfig, out_dir: str, *, save: bool = True, progres
     iterator = batches(config, docs)
     losses = []
     start = time.perf_counter()
-    with open(log_path + ".tmp", "w") as log_file:
+    with atomic.atomic_path(log_path) as tmp_log, open(tmp_log, "w") as log_file:  # renamed when complete
         step = 0
         while step < config.steps:
             chunk = min(config.save_every, config.steps - step)
@@ -214,7 +214,6 @@ def pretrain(config: PretrainConfig, out_dir: str, *, save: bool = True, progres
                      float(np.mean(losses[-chunk:])), time.perf_counter() - start)
             if save:
                 save_hf_checkpoint(out_dir, model_config, jax.device_get(state.params))
-    os.replace(log_path + ".tmp", log_path)
     digest = params_digest(jax.device_get(state.params))
     recipe.update(steps_done=step, final_loss=losses[-1], params_sha256=digest,
                   train_seconds=round(time.perf_counter() - start, 1))
