@@ -1,117 +1,172 @@
-"""Forward and greedy-decode throughput: jaxlt (Flax) vs transformers (PyTorch), same weights, same inputs.
+"""Forward and greedy-decode throughput: jaxlt (Flax) vs transformers (PyTorch), interleaved processes.
 
-Default: the mT5-small shape with a 32k vocabulary, float32, on the CPU, both frameworks in one
-run. Prints examples/s (forward) and generated tokens/s (greedy decoding with a KV cache), the
-jaxlt/transformers ratios, and checks that both agree (logits max |diff|, identical tokens).
+The same model on both sides: mT5-small widths with the real 250,112-entry vocabulary by default,
+untied head (the PyTorch head gets its own Parameter: transformers 5 ties mT5's at construction),
+the same weights (jaxlt's init, copied into PyTorch), parameter counts printed and asserted equal.
+Each round starts one fresh process per framework (order alternating); each times the forward
+pass and greedy decoding with a KV cache at each --decode_lengths (transformers: `generate`,
+greedy, `use_cache`), --repeats times after compiling (jaxlt) or one short untimed call (transformers). The summary gives min and median
+over all rounds, the ratios, and whether both sides produced the same tokens.
 
-    python benchmarks/bench_model.py                       # CPU, jaxlt vs transformers
-    python benchmarks/bench_model.py --config mt5_base --dtype bfloat16 --batch_size 64 \
-        --jax_only                                          # accelerator: jaxlt alone
+    python benchmarks/bench_model.py                          # CPU: jaxlt vs transformers
+    python benchmarks/bench_model.py --config mt5_base --dtype bfloat16 --batch_size 64 --jax_only
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-def parse_args():
+
+def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--config", default="mt5_small", help="jaxlt config name (default mt5_small)")
-    p.add_argument("--vocab_size", type=int, default=32768, help="vocabulary size (default 32768)")
+    p.add_argument("--vocab_size", type=int, default=None, help="vocabulary size (default: the config's, 250,112)")
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"), help="jaxlt compute dtype")
     p.add_argument("--batch_size", type=int, default=8)
     p.add_argument("--input_length", type=int, default=128)
-    p.add_argument("--target_length", type=int, default=32)
-    p.add_argument("--decode_length", type=int, default=32)
-    p.add_argument("--repeats", type=int, default=3, help="timed repetitions (best is reported)")
+    p.add_argument("--target_length", type=int, default=32, help="decoder length of the forward pass")
+    p.add_argument("--decode_lengths", default="32,256", help="new tokens for greedy decoding (comma-separated)")
+    p.add_argument("--repeats", type=int, default=2, help="timed repetitions per process")
+    p.add_argument("--rounds", type=int, default=2, help="fresh processes per framework, interleaved")
     p.add_argument("--jax_only", action="store_true", help="skip transformers (e.g. on an accelerator)")
-    return p.parse_args()
+    p.add_argument("--threads", type=int, default=None, help="CPU threads per framework (default: all)")
+    p.add_argument("--worker", choices=["jaxlt", "torch"], help=argparse.SUPPRESS)
+    return p.parse_known_args(argv)[0]
 
 
-def best_time(fn, repeats):
+def _config(args):
+    from jaxlt.model.config import get_config
+
+    overrides = {"vocab_size": args.vocab_size} if args.vocab_size else {}
+    return get_config(args.config, dropout_rate=0.0, dtype=args.dtype, **overrides)
+
+
+def _inputs(args, vocab):
+    rng = np.random.RandomState(0)
+    b, s, t = args.batch_size, args.input_length, args.target_length
+    enc = rng.randint(2, vocab, (b, s)).astype(np.int32)
+    enc[:, -1] = 1
+    dec = np.concatenate([np.zeros((b, 1), np.int32), rng.randint(2, vocab, (b, t - 1))], 1).astype(np.int32)
+    return enc, dec
+
+
+def _timed(fn, repeats, warm=None):
+    (warm or fn)()  # untimed: compilation / first-call allocation
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        fn()
+        out = fn()
         times.append(time.perf_counter() - t0)
-    return min(times)
+    return times, out
 
 
-def main():
-    args = parse_args()
+def jaxlt_worker(args) -> dict:
     import jax
-    import jax.numpy as jnp
 
-    from jaxlt.model.config import get_config
+    from interleave import jaxlt_params, param_count
     from jaxlt.model.decoding import greedy_decode
-    from jaxlt.model.network import Transformer, unboxed_init_params
+    from jaxlt.model.network import Transformer
 
-    config = get_config(args.config, vocab_size=args.vocab_size, dropout_rate=0.0, dtype=args.dtype)
-    params = jax.device_put(unboxed_init_params(config, jax.random.PRNGKey(0)))
-    n_params = sum(x.size for x in jax.tree_util.tree_leaves(params))
-    rng = np.random.RandomState(0)
-    b, s, t = args.batch_size, args.input_length, args.target_length
-    enc = rng.randint(2, args.vocab_size, (b, s)).astype(np.int32)
-    enc[:, -1] = 1
-    dec = np.concatenate([np.zeros((b, 1), np.int32), rng.randint(2, args.vocab_size, (b, t - 1))], 1).astype(np.int32)
-    print(f"config {args.config} vocab {args.vocab_size} ({n_params / 1e6:.1f}M params), dtype {args.dtype}, "
-          f"batch {b}, input {s}, target {t}, decode {args.decode_length}; jax on {jax.devices()[0].device_kind}, "
-          f"{os.cpu_count()} CPUs")
+    config = _config(args)
+    params = jax.device_put(jaxlt_params(config))
+    enc, dec = _inputs(args, config.vocab_size)
+    forward = jax.jit(lambda p, e, d: Transformer(config).apply({"params": p}, e, d)).lower(params, enc, dec).compile()
+    result = {"params": param_count(params)}
+    result["forward"], _ = _timed(lambda: forward(params, enc, dec).block_until_ready(), args.repeats)
+    for n in _lengths(args):
+        decode = greedy_decode.lower(config, params, enc, n).compile()  # compiled, not run: no untimed decode
+        times, tokens = _timed(lambda: np.asarray(decode(params, enc)), args.repeats, warm=lambda: None)
+        result[f"greedy{n}"], result[f"tokens{n}"] = times, tokens.tolist()
+    return result
 
-    forward = jax.jit(lambda p, e, d: Transformer(config).apply({"params": p}, e, d))
-    t0 = time.perf_counter()
-    jax_logits = np.asarray(forward(params, enc, dec))
-    compile_fwd = time.perf_counter() - t0
-    jax_fwd = best_time(lambda: forward(params, enc, dec).block_until_ready(), args.repeats)
-    t0 = time.perf_counter()
-    jax_tokens = np.asarray(greedy_decode(config, params, enc, args.decode_length))
-    compile_dec = time.perf_counter() - t0
-    jax_dec = best_time(lambda: greedy_decode(config, params, enc, args.decode_length).block_until_ready(),
-                        args.repeats)
-    gen = int((jax_tokens != 0).sum())
-    print(f"jaxlt        forward {b / jax_fwd:9.1f} ex/s ({jax_fwd * 1e3:8.1f} ms/batch, compile {compile_fwd:.1f}s)"
-          f" | greedy {gen / jax_dec:9.1f} tok/s ({jax_dec * 1e3:8.1f} ms/batch, compile {compile_dec:.1f}s)")
-    if args.jax_only:
-        return
 
+def torch_worker(args) -> dict:
     import torch
-    from transformers import MT5Config, MT5ForConditionalGeneration
 
-    from jaxlt.model.hf_io import params_to_state_dict
+    from interleave import jaxlt_params, torch_model
 
-    torch.set_num_threads(os.cpu_count())
-    hf = config.to_hf_dict()
-    hf_config = MT5Config(**{k: v for k, v in hf.items() if k not in ("model_type", "architectures", "dense_act_fn",
-                                                                       "is_gated_act")})
-    model = MT5ForConditionalGeneration(hf_config).eval()
-    state = {k: torch.from_numpy(np.array(v)) for k, v in params_to_state_dict(config, params).items()}
-    # transformers 5 ties lm_head to the shared embedding at construction: untie before loading.
-    model.lm_head.weight = torch.nn.Parameter(torch.empty_like(state["lm_head.weight"]))
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    assert not unexpected and set(missing) <= {"encoder.embed_tokens.weight", "decoder.embed_tokens.weight"}, (
-        missing, unexpected)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    config = _config(args)
+    model, count = torch_model(config, jaxlt_params(config))
+    model.eval()
+    enc, dec = _inputs(args, config.vocab_size)
     te, td = torch.from_numpy(enc.astype(np.int64)), torch.from_numpy(dec.astype(np.int64))
+    result = {"params": count}
     with torch.inference_mode():
-        torch_logits = model(input_ids=te, decoder_input_ids=td).logits.numpy()
-        torch_fwd = best_time(lambda: model(input_ids=te, decoder_input_ids=td), args.repeats)
-        gen_kwargs = dict(max_new_tokens=args.decode_length, do_sample=False, num_beams=1, decoder_start_token_id=0,
+        result["forward"], _ = _timed(lambda: model(input_ids=te, decoder_input_ids=td).logits, args.repeats)
+        for n in _lengths(args):
+            kwargs = dict(max_new_tokens=n, do_sample=False, num_beams=1, use_cache=True, decoder_start_token_id=0,
                           eos_token_id=1, pad_token_id=0)
-        torch_tokens = model.generate(input_ids=te, **gen_kwargs).numpy()[:, 1:]
-        torch_dec = best_time(lambda: model.generate(input_ids=te, **gen_kwargs), args.repeats)
-    torch_tokens = np.pad(torch_tokens, ((0, 0), (0, args.decode_length - torch_tokens.shape[1])))
-    torch_gen = int((torch_tokens != 0).sum())
-    print(f"transformers forward {b / torch_fwd:9.1f} ex/s ({torch_fwd * 1e3:8.1f} ms/batch)"
-          f"                | greedy {torch_gen / torch_dec:9.1f} tok/s ({torch_dec * 1e3:8.1f} ms/batch)")
-    print(f"ratio jaxlt/transformers: forward {torch_fwd / jax_fwd:.2f}x, greedy decode {torch_dec / jax_dec:.2f}x "
-          f"(>1 means jaxlt is faster)")
-    diff = np.abs(jax_logits - torch_logits).max()
-    same = (jax_tokens == torch_tokens).mean()
-    print(f"agreement: logits max |diff| {diff:.2e} (dtype {args.dtype}); greedy tokens identical {same:.1%}")
+            times, out = _timed(lambda: model.generate(input_ids=te, attention_mask=te != 0, **kwargs), args.repeats,
+                                warm=lambda: model.generate(input_ids=te, attention_mask=te != 0,
+                                                            **{**kwargs, "max_new_tokens": 2}))
+            tokens = out.numpy()[:, 1:]
+            result[f"greedy{n}"] = times
+            result[f"tokens{n}"] = np.pad(tokens, ((0, 0), (0, n - tokens.shape[1]))).tolist()
+    return result
+
+
+def _lengths(args) -> list[int]:
+    return [int(x) for x in args.decode_lengths.split(",") if x]
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.worker:
+        from interleave import emit
+
+        emit((jaxlt_worker if args.worker == "jaxlt" else torch_worker)(args))
+        return 0
+
+    import jax
+
+    from interleave import pooled, run_interleaved, summary, thread_env
+
+    config = _config(args)
+    print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; jax on {jax.devices()[0].device_kind}, "
+          f"{os.cpu_count()} CPUs, load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print(f"config {args.config} vocab {config.vocab_size}, dtype {args.dtype}, batch {args.batch_size}, "
+          f"input {args.input_length}, forward target {args.target_length}, greedy {args.decode_lengths} new tokens, "
+          f"threads per framework: {args.threads or 'all'}")
+    sides = ["jaxlt"] + ([] if args.jax_only else ["torch"])
+    argv = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--jax_only"]
+    results = run_interleaved(os.path.abspath(__file__), sides, argv, args.rounds, env=thread_env(args.threads))
+    counts = {r["params"] for side in sides for r in results[side]}
+    assert len(counts) == 1, f"parameter counts differ: {counts}"
+    print(f"parameters: {counts.pop():,} on {' and '.join(sides)}")
+    keys = ["forward"] + [f"greedy{n}" for n in _lengths(args)]
+    stats = {side: {k: summary(pooled(results[side], k)) for k in keys} for side in sides}
+    for side in sides:
+        parts = []
+        for k in keys:
+            st = stats[side][k]
+            if k == "forward":
+                rate = f"{args.batch_size / st['median']:.2f} ex/s"
+            else:
+                n = int(k[len("greedy"):])
+                generated = int((np.asarray(results[side][0][f"tokens{n}"]) != 0).sum())
+                rate = f"{generated / st['median']:.1f} tok/s, {1000 * st['median'] / n:.1f} ms/token"
+            parts.append(f"{k} min {1000 * st['min']:.0f} / median {1000 * st['median']:.0f} ms ({rate})")
+        print(f"{side:6s}: " + "; ".join(parts))
+    if "torch" in stats:
+        for k in keys:
+            print(f"ratio jaxlt / transformers {k:9s}: {stats['torch'][k]['median'] / stats['jaxlt'][k]['median']:.2f}x "
+                  f"on medians, {stats['torch'][k]['min'] / stats['jaxlt'][k]['min']:.2f}x on minima"
+                  + (" (target >= 2x)" if k.startswith("greedy") else ""))
+        for n in _lengths(args):
+            a = np.asarray(results["jaxlt"][0][f"tokens{n}"])
+            b = np.asarray(results["torch"][0][f"tokens{n}"])
+            print(f"greedy {n}: tokens identical {(a == b).mean():.1%}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -1,9 +1,13 @@
-"""Training throughput: the jaxlt train step vs a plain transformers (PyTorch) AdamW loop, in one run.
+"""Training throughput: the jaxlt train step vs a transformers (PyTorch) loop, interleaved processes.
 
-Same model config, batch, sequence lengths, optimizer (AdamW, lr 3e-4, weight decay 0.01, global-norm
-clipping 1.0), dropout and fp32 on both sides; random token batches. Prints tokens/s (input + target
-positions per second, padding included, i.e. what the hardware processes), the ratio, and the model
-FLOPs per step/token so MFU can be computed on accelerators:
+The same model on both sides: mT5 at the given widths with an untied head (as google/mt5-*; the
+PyTorch head gets its own Parameter, since transformers 5 ties mT5's at construction), the same
+initial weights (jaxlt's init, copied), parameter counts printed and asserted equal. The paper's
+recipe on both sides: mean token cross-entropy, Adam lr 3e-4, global-norm clipping 1.0, dropout
+0.1, fp32, random token batches. Each round starts one fresh process per framework (the order
+alternating), each compiles / warms up, then times --steps steps; the summary gives the min and
+median step time over all rounds, tokens/s (input + target positions per second) and the ratio.
+Model FLOPs per step/token are printed so MFU can be computed on accelerators:
 
     forward FLOPs = 2 x (matmul parameters x the tokens they act on) + attention score FLOPs
       - encoder layer matrices act on the input tokens; decoder self-attention / MLP matrices and the
@@ -14,8 +18,8 @@ FLOPs per step/token so MFU can be computed on accelerators:
       - embeddings lookups, layer norms, softmax and the loss are not counted.
     training FLOPs = 3 x forward (backward = 2 x forward).
 
-    python benchmarks/bench_train.py                        # CPU, mT5-small shape with a 32k vocab, both frameworks
-    python benchmarks/bench_train.py --small                # CPU, a narrower d_model=256 config
+    python benchmarks/bench_train.py                 # CPU, mT5-small widths, 250,112 vocab, batch 8 x (128+32)
+    python benchmarks/bench_train.py --vocab 32768   # the smaller vocabulary
     python benchmarks/bench_train.py --model mt5_base --batch 128 --inputs 512 --targets 128 \\
         --dtype bfloat16 --skip_torch --peak_tflops 989      # accelerator MFU (H100 bf16 dense peak)
 """
@@ -25,13 +29,10 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import time
 
 import numpy as np
-
-BENCH_CONFIG = dict(vocab_size=1024, d_model=256, d_kv=32, d_ff=512, num_layers=4, num_heads=8,
-                    relative_attention_num_buckets=32, relative_attention_max_distance=128, dropout_rate=0.1)
-
 
 def model_flops(config, batch: int, lin: int, lout: int) -> dict:
     """Training FLOPs per step (3 x forward), counted from the config as the module docstring says."""
@@ -63,48 +64,47 @@ def random_batch(rng, batch, lin, lout, vocab):
             "decoder_loss_weights": np.ones((batch, lout), np.float32)}
 
 
-def bench_jaxlt(config, batches, steps, warmup):
+def jaxlt_worker(config, batches, steps, warmup) -> dict:
     import jax
-    import optax
 
     from jaxlt import partitioning
     from jaxlt.train.engine import Trainer
+    from jaxlt.train.optimizer import make_optimizer
+    from interleave import jaxlt_params, param_count
 
     batch, lin = batches[0]["encoder_input_tokens"].shape
     lout = batches[0]["decoder_target_tokens"].shape[1]
-    tx = optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(3e-4, weight_decay=0.01))
-    trainer = Trainer(config, batch_size=batch, feature_lengths={"inputs": lin, "targets": lout}, optimizer=tx,
-                      mesh=partitioning.create_mesh((-1, 1)), z_loss=0.0)
-    from jaxlt.model.network import init_params
-
-    state = trainer.init_state(init_params(config, jax.random.key(0)))
+    trainer = Trainer(config, batch_size=batch, feature_lengths={"inputs": lin, "targets": lout},
+                      optimizer=make_optimizer("adam", 3e-4, clip_norm=1.0), mesh=partitioning.create_mesh((-1, 1)))
+    params = jaxlt_params(config)
+    count = param_count(params)
+    state = trainer.init_state(params)
+    del params
     compile_s = trainer.compile()
-    times = []
+    times, losses = [], []
     for i in range(warmup + steps):
         t0 = time.perf_counter()
         state, metrics = trainer.train_step(state, batches[i % len(batches)], seed=0)
-        jax.block_until_ready(metrics["loss"])
+        losses.append(float(jax.block_until_ready(metrics["loss"])))
         if i >= warmup:
             times.append(time.perf_counter() - t0)
-    return times, compile_s, float(metrics["loss"])
+    return {"step": times, "compile_s": compile_s, "params": count, "first_loss": losses[0], "last_loss": losses[-1]}
 
 
-def bench_torch(config, batches, steps, warmup):
+def torch_worker(config, batches, steps, warmup, threads=None) -> dict:
     import torch
-    from transformers import MT5Config, MT5ForConditionalGeneration
+
+    from interleave import jaxlt_params, torch_model
 
     torch.manual_seed(0)
-    hf = MT5Config(vocab_size=config.vocab_size, d_model=config.d_model, d_kv=config.d_kv, d_ff=config.d_ff,
-                   num_layers=config.num_layers, num_decoder_layers=config.num_decoder_layers,
-                   num_heads=config.num_heads, relative_attention_num_buckets=config.relative_attention_num_buckets,
-                   relative_attention_max_distance=config.relative_attention_max_distance,
-                   dropout_rate=config.dropout_rate, feed_forward_proj=config.feed_forward_proj,
-                   tie_word_embeddings=False, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
-    model = MT5ForConditionalGeneration(hf).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.01)
+    if threads:
+        torch.set_num_threads(threads)
+    model, count = torch_model(config, jaxlt_params(config))
+    model.train()
+    opt = torch.optim.Adam(model.parameters(), lr=3e-4, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
     tensors = [{k: torch.from_numpy(v).long() if v.dtype == np.int32 else torch.from_numpy(v) for k, v in b.items()}
                for b in batches]
-    times = []
+    times, losses = [], []
     for i in range(warmup + steps):
         b = tensors[i % len(tensors)]
         t0 = time.perf_counter()
@@ -114,71 +114,98 @@ def bench_torch(config, batches, steps, warmup):
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
+        losses.append(float(out.loss.detach()))
         if i >= warmup:
             times.append(time.perf_counter() - t0)
-    return times, float(out.loss.detach())
+    return {"step": times, "params": count, "first_loss": losses[0], "last_loss": losses[-1]}
+
+
+def build_config(args):
+    import jax
+
+    from jaxlt.model.config import get_config
+
+    config = get_config(args.model, dtype=args.dtype, dropout_rate=0.1)
+    if args.vocab:
+        config = config.replace(vocab_size=args.vocab)
+    if args.logits_chunk_size is not None:
+        config = config.replace(logits_chunk_size=args.logits_chunk_size)
+    unroll = args.scan_unroll or (config.num_layers if jax.default_backend() == "cpu" else 1)
+    return config.replace(scan_unroll=unroll)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="bench_train.py", description=__doc__.split("\n")[0])
-    parser.add_argument("--model", default=None,
-                        help="a jaxlt config name (default: mt5_small with a 32k vocab, as benchmarks/bench_model.py)")
-    parser.add_argument("--small", action="store_true", help="a narrower CPU config (d_model 256, 4+4 layers, vocab 1024)")
-    parser.add_argument("--vocab", type=int, default=None, help="override the vocabulary size")
+    parser.add_argument("--model", default="mt5_small", help="a jaxlt config name (default mt5_small)")
+    parser.add_argument("--vocab", type=int, default=None, help="override the vocabulary size (default: the "
+                        "config's, 250,112 for mT5)")
     parser.add_argument("--scan_unroll", type=int, default=None,
                         help="layers per compiled loop iteration (default: all on CPU, as gin/hardware/cpu.gin; 1 elsewhere)")
+    parser.add_argument("--logits_chunk_size", type=int, default=None,
+                        help="jaxlt loss vocabulary chunk (default: the config's; 0: plain loss)")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--inputs", type=int, default=128)
     parser.add_argument("--targets", type=int, default=32)
-    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per process")
     parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=3, help="fresh processes per framework, interleaved")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     parser.add_argument("--skip_torch", action="store_true")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads per framework (default: all)")
     parser.add_argument("--peak_tflops", type=float, default=None, help="device peak for MFU (e.g. 989 for H100 bf16)")
-    args = parser.parse_args(argv)
+    parser.add_argument("--worker", choices=["jaxlt", "torch"], help=argparse.SUPPRESS)
+    args, _ = parser.parse_known_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+
+    config = build_config(args)
+    rng = np.random.default_rng(0)
+    batches = [random_batch(rng, args.batch, args.inputs, args.targets, config.vocab_size) for _ in range(4)]
+    if args.worker:
+        from interleave import emit
+
+        if args.worker == "jaxlt":
+            emit(jaxlt_worker(config, batches, args.steps, args.warmup))
+        else:
+            emit(torch_worker(config, batches, args.steps, args.warmup, args.threads))
+        return 0
 
     import jax
 
-    from jaxlt.model.config import T5Config, get_config
+    from interleave import pooled, run_interleaved, summary, thread_env
 
-    if args.small:
-        config = T5Config(**BENCH_CONFIG, dtype=args.dtype)
-    else:
-        config = get_config(args.model or "mt5_small", dtype=args.dtype, **({} if args.model else {"vocab_size": 32768}))
-    if args.vocab:
-        config = config.replace(vocab_size=args.vocab)
-    unroll = args.scan_unroll or (config.num_layers if jax.default_backend() == "cpu" else 1)
-    config = config.replace(scan_unroll=unroll)
-    rng = np.random.default_rng(0)
-    batches = [random_batch(rng, args.batch, args.inputs, args.targets, config.vocab_size) for _ in range(4)]
     tokens = args.batch * (args.inputs + args.targets)
     flops = model_flops(config, args.batch, args.inputs, args.targets)
-    print(f"device: {jax.devices()[0].device_kind} x{jax.device_count()} ({jax.default_backend()}), "
-          f"cpu threads: {os.cpu_count()}")
+    print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; device: {jax.devices()[0].device_kind} "
+          f"x{jax.device_count()} ({jax.default_backend()}), cpu threads: {os.cpu_count()}; "
+          f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print(f"config: d_model={config.d_model} d_ff={config.d_ff} layers={config.num_layers}+{config.num_decoder_layers} "
-          f"heads={config.num_heads} vocab={config.vocab_size} dtype={config.dtype} scan_unroll={config.scan_unroll}; batch {args.batch} x "
-          f"({args.inputs} inputs + {args.targets} targets) = {tokens} tokens/step")
+          f"heads={config.num_heads} vocab={config.vocab_size} dtype={config.dtype} scan_unroll={config.scan_unroll} "
+          f"loss chunk={config.loss_chunk}; batch {args.batch} x ({args.inputs} inputs + {args.targets} targets) = "
+          f"{tokens} tokens/step; Adam 3e-4, clip 1.0, dropout 0.1; threads per framework: {args.threads or 'all'}")
     print(f"model FLOPs: {flops['train_flops_per_step']:.4g} per step, {flops['train_flops_per_token']:.4g} per token "
           f"(non-embedding params {flops['non_embedding_params']:,}; attention scores "
           f"{100 * flops['attention_share']:.1f}% of forward)")
-
-    jt, compile_s, jloss = bench_jaxlt(config, batches, args.steps, args.warmup)
-    j_med = statistics.median(jt)
-    j_tps = tokens / j_med
-    print(f"jaxlt  : {j_tps:10.0f} tokens/s  (median step {1000 * j_med:.1f} ms over {len(jt)} steps; "
-          f"compile {compile_s:.1f}s; loss {jloss:.3f}); achieved {flops['train_flops_per_step'] / j_med / 1e12:.3f} TFLOP/s"
-          + (f", MFU {100 * flops['train_flops_per_step'] / j_med / (args.peak_tflops * 1e12):.1f}%"
-             if args.peak_tflops else ""))
-    if not args.skip_torch:
-        if args.dtype != "float32":
-            print("torch  : skipped (the PyTorch reference runs in float32 only)")
-        else:
-            tt, tloss = bench_torch(config, batches, args.steps, args.warmup)
-            t_med = statistics.median(tt)
-            t_tps = tokens / t_med
-            print(f"torch  : {t_tps:10.0f} tokens/s  (median step {1000 * t_med:.1f} ms over {len(tt)} steps; "
-                  f"loss {tloss:.3f}); achieved {flops['train_flops_per_step'] / t_med / 1e12:.3f} TFLOP/s")
-            print(f"ratio jaxlt / torch: {j_tps / t_tps:.2f}x (target >= 1.5x)")
+    sides = ["jaxlt"] + ([] if args.skip_torch or args.dtype != "float32" else ["torch"])
+    worker_argv = [a for a in argv if a != "--skip_torch"]
+    results = run_interleaved(os.path.abspath(__file__), sides, worker_argv, args.rounds, env=thread_env(args.threads))
+    stats = {}
+    for side in sides:
+        st = stats[side] = summary(pooled(results[side], "step"))
+        counts = {r["params"] for r in results[side]}
+        extra = (f"; compile {statistics.median(r['compile_s'] for r in results[side]):.1f}s"
+                 if side == "jaxlt" else "")
+        mfu = (f", MFU {100 * flops['train_flops_per_step'] / st['min'] / (args.peak_tflops * 1e12):.1f}%"
+               if args.peak_tflops else "")
+        print(f"{side:6s}: {tokens / st['median']:8.1f} tokens/s median, {tokens / st['min']:8.1f} best "
+              f"(step min {1000 * st['min']:.0f} ms, median {1000 * st['median']:.0f} ms over {st['n']} steps in "
+              f"{args.rounds} processes{extra}); params {', '.join(f'{c:,}' for c in sorted(counts))}; first-step "
+              f"loss {results[side][0]['first_loss']:.3f}; "
+              f"{flops['train_flops_per_step'] / st['min'] / 1e12:.3f} TFLOP/s at best{mfu}")
+    if "torch" in stats:
+        counts = {r["params"] for side in sides for r in results[side]}
+        assert len(counts) == 1, f"parameter counts differ between the frameworks: {counts}"
+        print(f"ratio jaxlt / torch: {stats['torch']['median'] / stats['jaxlt']['median']:.2f}x on medians, "
+              f"{stats['torch']['min'] / stats['jaxlt']['min']:.2f}x on minima (target >= 1.5x)")
     return 0
 
 
