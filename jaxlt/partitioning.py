@@ -180,6 +180,7 @@ class PartitioningConfig:
 
 def load_hardware_rules(gin_file: str) -> PartitioningConfig:
     """Parses one gin/hardware file in isolation and returns its PartitioningConfig (tests, tools)."""
+    import jaxlt.experiment  # noqa: F401  (model_settings: hardware files may set remat)
     from jaxlt.gin_flags import parse_gin
 
     with gin.config_scope(None):

@@ -356,6 +356,7 @@ def main(argv: list[str]) -> int:
     from jaxlt.grid.spec import GridSpecError
 
     if args.gin_file:
+        import jaxlt.experiment  # noqa: F401  (model_settings: hardware files may set remat)
         import jaxlt.partitioning  # noqa: F401  (its configurables)
         from jaxlt.gin_flags import parse_gin
 

@@ -165,3 +165,57 @@ def format_estimate(estimate: MemoryEstimate, device_bytes: float | None = None)
         verdict = "fits" if estimate.fits(device_bytes) else "does NOT fit"
         line += f"; {verdict} {device_bytes / GIB:.0f} GiB at 90%"
     return line
+
+
+def _parse_size(text: str) -> float:
+    text = text.strip()
+    for suffix, scale in (("GiB", GIB), ("GB", 1e9), ("MiB", 2 ** 20)):
+        if text.endswith(suffix):
+            return float(text[:-len(suffix)]) * scale
+    return float(text)
+
+
+def main(argv=None) -> int:
+    """`python -m jaxlt.train.memory --model mt5_base --batch 128 --inputs 512 --targets 128
+    --hardware hardware/tpu_v5e_8.gin --device_memory 16GiB`: XLA's estimate per device for each
+    setting tried, fastest first, and the first that fits (run it on the machine itself for its
+    backend's figure; on a CPU host, with fake devices, it is the CPU backend's estimate)."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m jaxlt.train.memory", description=main.__doc__.split("\n")[0])
+    p.add_argument("--model", default="mt5_base")
+    p.add_argument("--dtype", default="bfloat16")
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--inputs", type=int, default=512)
+    p.add_argument("--targets", type=int, default=128)
+    p.add_argument("--hardware", default=None, help="a gin/hardware file (default: all devices data-parallel)")
+    p.add_argument("--device_memory", default=None, help="e.g. 80GB, 16GiB (default: from the device kind)")
+    p.add_argument("--remat", default=",".join(REMAT_ORDER), help="policies to try, fastest first")
+    p.add_argument("--max_accumulation", type=int, default=16)
+    args = p.parse_args(argv)
+
+    import jax
+
+    from jaxlt import partitioning
+    from jaxlt.model.config import get_config
+
+    config = get_config(args.model, dtype=args.dtype)
+    hardware = partitioning.load_hardware_rules(args.hardware) if args.hardware else partitioning.PartitioningConfig()
+    device_bytes = (_parse_size(args.device_memory) if args.device_memory
+                    else device_memory_bytes(jax.devices()[0].device_kind))
+    if not device_bytes:
+        raise SystemExit("unknown device memory: pass --device_memory (e.g. 80GB)")
+    print(f"{args.model} ({args.dtype}) batch {args.batch} x ({args.inputs} + {args.targets}), mesh "
+          f"{hardware.mesh_shape} on {jax.device_count()} x {jax.devices()[0].device_kind}", flush=True)
+    chosen, _ = choose_memory_settings(config, args.batch, {"inputs": args.inputs, "targets": args.targets},
+                                       device_bytes, mesh=hardware.make_mesh(), rules=hardware.rules(),
+                                       remat_order=tuple(args.remat.split(",")),
+                                       max_accumulation=args.max_accumulation,
+                                       log=lambda line: print("  " + line, flush=True))
+    print(f"use: model_settings.remat = {chosen.remat!r}, DataConfig.accumulation_steps = "
+          f"{chosen.accumulation_steps}" if chosen else "nothing tried fits")
+    return 0 if chosen else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
