@@ -118,12 +118,12 @@ def main(argv: list[str]) -> int:
             if not args.embeddings and (model_dir / "centroids.npz").exists():
                 args.embeddings = str(model_dir / "centroids.npz")
         if args.embeddings:
-            emb = model_features.embedding_similarity(args.embeddings)
+            emb = model_features.embedding_similarity(args.embeddings, extra)
             pair_tables.append(emb[["task", "model", "source", "target", "feature", "value"]])
         pairs_long = pd.concat(pair_tables, ignore_index=True) if pair_tables else None
         text_pairs = None
         if args.text:
-            text_pairs, _ = text.compute_text_features(args.text, cache_dir=args.cache_dir or out / "cache")
+            text_pairs, _ = text.compute_text_features(args.text, cache_dir=args.cache_dir or out / "cache", extra=extra)
         language_tables = [user.read_language_table(p, extra) for p in [args.model_features] * bool(args.model_features)
                            + args.language_features]
         language = pd.concat(language_tables, ignore_index=True) if language_tables else None

@@ -51,8 +51,9 @@ def read_pair_features(path: str | pathlib.Path) -> pd.DataFrame:
     return table
 
 
-def embedding_similarity(path: str | pathlib.Path) -> pd.DataFrame:
-    """EMB pair rows (model, task, source, target, feature, value) from centroid vectors."""
+def embedding_similarity(path: str | pathlib.Path, extra: frozenset = frozenset()) -> pd.DataFrame:
+    """EMB pair rows (model, task, source, target, feature, value) from centroid vectors; codes in
+    ``extra`` (synthetic languages declared by a typology file) are kept as written."""
     with np.load(path, allow_pickle=False) as data:
         centroids = {}
         for key in data.files:
@@ -60,7 +61,8 @@ def embedding_similarity(path: str | pathlib.Path) -> pd.DataFrame:
             if len(parts) != 3:
                 raise ValueError(f"{path}: centroid key {key!r} is not 'model/task/language'")
             model, task, lang = parts
-            centroids[(model, task, languages.normalize(lang))] = np.asarray(data[key], float)
+            code = lang if lang in extra else languages.normalize(lang)
+            centroids[(model, task, code)] = np.asarray(data[key], float)
     rows = []
     groups = sorted({(m, t) for m, t, _ in centroids})
     for model, task in groups:

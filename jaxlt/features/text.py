@@ -115,8 +115,9 @@ def language_text_features(stats: Mapping[str, LanguageText]) -> pd.DataFrame:
     )
 
 
-def read_text_source(path: str | pathlib.Path) -> dict[tuple[str, str], list[str]]:
-    """``{(task, lang): lines}`` from a ``<task>/<lang>.txt`` directory or a JSONL file."""
+def read_text_source(path: str | pathlib.Path, extra: frozenset = frozenset()) -> dict[tuple[str, str], list[str]]:
+    """``{(task, lang): lines}`` from a ``<task>/<lang>.txt`` directory or a JSONL file; codes in
+    ``extra`` (synthetic languages declared by a typology file) are kept as written."""
     path = pathlib.Path(path)
     texts: dict[tuple[str, str], list[str]] = collections.defaultdict(list)
     if path.is_dir():
@@ -124,7 +125,7 @@ def read_text_source(path: str | pathlib.Path) -> dict[tuple[str, str], list[str
         if not files:
             raise ValueError(f"{path}: no <task>/<lang>.txt files found")
         for file in files:
-            lang = languages.normalize(file.stem)
+            lang = file.stem if file.stem in extra else languages.normalize(file.stem)
             texts[(file.parent.name, lang)].extend(file.read_text(encoding="utf-8").splitlines())
     elif path.is_file():
         with open(path, encoding="utf-8") as handle:
@@ -137,7 +138,7 @@ def read_text_source(path: str | pathlib.Path) -> dict[tuple[str, str], list[str
                 except (json.JSONDecodeError, KeyError, TypeError) as error:
                     raise ValueError(f"{path}:{number}: expected a JSON object with task, language, text ({error})") from None
                 try:
-                    code = languages.normalize(lang)
+                    code = lang if lang in extra else languages.normalize(lang)
                 except languages.UnknownLanguageError as error:
                     raise ValueError(f"{path}:{number}: {error}") from None
                 texts[(str(task), code)].append(str(text))
@@ -169,9 +170,10 @@ def _cached_stats(lines: list[str], cache_dir: pathlib.Path | None) -> LanguageT
     return stats
 
 
-def compute_text_features(source: str | pathlib.Path, cache_dir: str | pathlib.Path | None = None):
+def compute_text_features(source: str | pathlib.Path, cache_dir: str | pathlib.Path | None = None,
+                          extra: frozenset = frozenset()):
     """(pair table, language table) for every task in a text source; stats cached by content hash."""
-    texts = read_text_source(source)
+    texts = read_text_source(source, extra)
     cache = pathlib.Path(cache_dir) if cache_dir else None
     by_task: dict[str, dict[str, LanguageText]] = collections.defaultdict(dict)
     for (task, lang), lines in tqdm(sorted(texts.items()), desc="text statistics", disable=len(texts) < 8):

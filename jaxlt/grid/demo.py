@@ -1,11 +1,18 @@
-"""The grid demo (`jaxlt demo`): tiny grid -> tidy results -> model features -> analysis.
+"""The grid demo (`jaxlt demo`): the synthetic-language lab, end to end, against a planted truth.
 
-Everything runs on CPU from bundled resources (tiny mT5 at random init, tiny XNLI
-data in 4 languages) and is resumable: run it again and finished cells are skipped.
+The shipped lab model (`jaxlt/resources/lab_model`, a tiny mT5 pre-trained with span corruption on
+the lab's synthetic languages, see `jaxlt.lab`) is fine-tuned over a small lab grid (zero-shot and
+few-shot, 2 seeds), then model features and the analysis run, and the report's first section says
+what the demo found against the truth that was planted. Everything runs on CPU from bundled
+resources and is resumable: run it again and finished cells are skipped.
+
+Writes into DIR: results.csv (tidy), languages.csv (planted parameters), lab.json (chance per
+task), typology.csv (binary properties), findings.json, model_features/, analysis/report.md.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -15,19 +22,39 @@ DEMO_GIN = "runs/demo.gin"
 
 
 def run(out_dir: str, *, gin_files=(DEMO_GIN,), bindings=(), analyze: bool = True, progress: bool = True,
-        num_sentences: int = 32) -> dict:
-    """Runs the demo into `out_dir`; returns the paths it wrote and timings."""
+        num_sentences: int = 32, pretrained: str | None = None) -> dict:
+    """Runs the demo into `out_dir`; returns the paths it wrote, timings and the findings."""
+    from jaxlt import atomic
     from jaxlt.commands.grid import make_catalog, make_executor, parse_grid_gin
     from jaxlt.grid import configurables, export
     from jaxlt.grid.model_features import FeatureSettings, compute
     from jaxlt.grid.runner import GridRunner
     from jaxlt.grid.store import ResultsStore
+    from jaxlt.lab import data as lab_data
+    from jaxlt.lab import truth
+    from jaxlt.lab.pretrain import SHIPPED_MODEL
+    from jaxlt.lab.tasks import ensure_lab_data, register_lab_datasets
 
     logging.getLogger("absl").setLevel(logging.ERROR)
-    parse_grid_gin(list(gin_files), list(bindings), "")
-    spec, settings = configurables.from_gin()
     out_dir = os.path.abspath(out_dir)
     paths, seconds = {}, {}
+    t0 = time.perf_counter()
+    paths["lab_data"] = ensure_lab_data(os.path.join(out_dir, "lab_data"))
+    model = os.path.abspath(pretrained or SHIPPED_MODEL)
+    parse_grid_gin(list(gin_files), [f"grid_settings.pretrained = '{model}'", *bindings], "")
+    register_lab_datasets(paths["lab_data"])  # after gin: a gin `import jaxlt.lab.register` must not win
+    spec, settings = configurables.from_gin()
+    seconds["data"] = time.perf_counter() - t0
+
+    languages = sorted({lang for t in spec.tasks for lang in (*spec.all_sources_for(t), *spec.all_targets_for(t))})
+    params = [p for p in lab_data.DEFAULT_LANGUAGES if p.code in languages]
+    paths["languages_csv"] = os.path.join(out_dir, "languages.csv")
+    atomic.write_text(paths["languages_csv"], truth.languages_table(params).to_csv(index=False))
+    paths["typology_csv"] = os.path.join(out_dir, "typology.csv")
+    atomic.write_text(paths["typology_csv"], truth.typology_table(params).to_csv(index=False))
+    chance = truth.chance_scores(paths["lab_data"], languages)
+    paths["lab_json"] = os.path.join(out_dir, "lab.json")
+    atomic.write_json(paths["lab_json"], {t: {"chance": chance[t]["chance"]} for t in spec.tasks}, indent=2)
 
     t0 = time.perf_counter()
     executor = []
@@ -40,11 +67,18 @@ def run(out_dir: str, *, gin_files=(DEMO_GIN,), bindings=(), analyze: bool = Tru
     df = export.export(runner.store.root, paths["results_csv"], os.path.join(out_dir, "results.parquet"))
     print(f"grid: {df.cell_id.nunique()} cells in {seconds['grid']:.0f}s -> {paths['results_csv']}")
 
+    found = truth.findings(df, truth.languages_table(params), chance)
+    for task in found:  # how chance was computed
+        found[task]["chance_predictor"] = chance[task]["predictor"]
+    paths["findings"] = os.path.join(out_dir, "findings.json")
+    atomic.write_json(paths["findings"], found, indent=2)
+    summary = truth.findings_markdown(found)
+    print(summary)
+
     t0 = time.perf_counter()
     feature_dir = os.path.join(out_dir, "model_features")
-    languages = sorted({lang for t in spec.tasks for lang in (*spec.sources_for(t), *spec.targets_for(t))})
     compute(spec.model, settings.pretrained, list(spec.tasks), languages, feature_dir,
-            FeatureSettings(num_sentences=num_sentences, batch_size=16, input_length=96, target_length=48),
+            FeatureSettings(num_sentences=num_sentences, batch_size=16, input_length=64, target_length=16),
             progress=progress, init_seed=settings.init_seed)
     seconds["model_features"] = time.perf_counter() - t0
     paths["language_features"] = os.path.join(feature_dir, "language_features.csv")
@@ -62,37 +96,41 @@ def run(out_dir: str, *, gin_files=(DEMO_GIN,), bindings=(), analyze: bool = Tru
             t0 = time.perf_counter()
             paths["analysis"] = os.path.join(out_dir, "analysis")
             rc = analyze_command.main(["--results", paths["results_csv"], "--text", paths["text"],
-                                       "--model-features",
-                                       paths["language_features"], "--embeddings", paths["centroids"],
-                                       "--out", paths["analysis"]])
+                                       "--model-features", paths["language_features"],
+                                       "--embeddings", paths["centroids"], "--typology", paths["typology_csv"],
+                                       "--metric", "lab_nli=accuracy", "--metric", "lab_ner=f1",
+                                       "--permutations", "199", "--out", paths["analysis"]])
             seconds["analysis"] = time.perf_counter() - t0
             if rc:
                 raise RuntimeError(f"jaxlt analyze failed with exit status {rc}")
+            report = os.path.join(paths["analysis"], "report.md")
+            if os.path.isfile(report):  # the lab's findings come first
+                with open(report, encoding="utf-8") as f:
+                    body = f.read()
+                atomic.write_text(report, summary + "\n" + body)
             print(f"analysis in {seconds['analysis']:.0f}s -> {paths['analysis']}")
-    return {"paths": paths, "seconds": seconds}
+    return {"paths": paths, "seconds": seconds, "findings": found}
 
 
 def write_training_text(path: str, tasks: list[str], languages: list[str]) -> str:
     """The tasks' training text as JSONL {task, language, text}: the input of the text features
     (LEX, Vr, SENTLEN, MORPH) in `jaxlt analyze --text`."""
-    import json
-
+    from jaxlt import atomic
     from jaxlt.data import sources
     from jaxlt.data.span_corruption import record_text
 
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        for task in tasks:
-            for lang in languages:
-                for record in sources.load_records(task, lang, "train"):
-                    f.write(json.dumps({"task": task, "language": lang, "text": record_text(task, record)},
-                                       ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
+    lines = []
+    for task in tasks:
+        for lang in languages:
+            for record in sources.load_records(task, lang, "train"):
+                lines.append(json.dumps({"task": task, "language": lang, "text": record_text(task, record)},
+                                        ensure_ascii=False) + "\n")
+    atomic.write_text(path, "".join(lines))
     return path
 
 
 def main(argv: list[str]) -> int:
-    """Standalone entry until `jaxlt demo` points here: python -m jaxlt.grid.demo OUT_DIR."""
+    """Standalone entry: python -m jaxlt.grid.demo OUT_DIR."""
     import argparse
 
     from jaxlt.gin_flags import split_gin_bindings

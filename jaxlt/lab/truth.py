@@ -147,10 +147,13 @@ def findings(results: pd.DataFrame, languages: pd.DataFrame, chance: dict) -> di
                     gaps.append({"source": source, "target": target,
                                  "gap": pivot.loc[source, target] - pivot.loc[source, source]})
         gaps = pd.DataFrame(gaps)
-        if len(gaps) >= 3:
-            merged = gaps.merge(similarity, on=["source", "target"])
+        merged = gaps.merge(similarity, on=["source", "target"]) if len(gaps) else gaps
+        if len(merged) >= 3 and merged["gap"].nunique() > 1 and merged["similarity"].nunique() > 1:
             r, p = stats.pearsonr(merged["similarity"], merged["gap"])
             entry.update(pearson_r=float(r), p_value=float(p), pairs=len(merged))
+        elif len(merged):
+            entry.update(pairs=len(merged), pearson_r=None, p_value=None,
+                         note="correlation undefined: the transfer gap is the same for every pair")
         curve = group[group["source"] != group["target"]].groupby("n_target")["score"].mean()
         entry["fewshot_curve"] = {int(n): float(s) for n, s in curve.items()}
         out[task] = entry
@@ -173,7 +176,10 @@ def findings_markdown(found: dict) -> str:
             parts.append(f"the best source ({e['best_source']}) scores {e['best_source_zero_shot']:.1f} "
                          f"zero-shot on average over the other languages, {e['above_chance']:+.1f} points "
                          f"against chance ({e['chance']:.1f}): {verdict} chance.")
-        if "pearson_r" in e:
+        if e.get("pearson_r") is None and "note" in e:
+            parts.append(f"Transfer gap vs planted similarity: {e['note']} ({e['pairs']} pairs), so it "
+                         "recovers nothing of the planted similarity.")
+        elif e.get("pearson_r") is not None:
             agrees = "as planted" if e["pearson_r"] > 0 else "against the planted truth"
             parts.append(f"Transfer gap S_T - S_S vs planted similarity over {e['pairs']} source-target "
                          f"pairs: Pearson r = {e['pearson_r']:.2f} (p = {e['p_value']:.3g}), {agrees}"
