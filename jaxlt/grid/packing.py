@@ -175,12 +175,13 @@ class FewshotPacker:
         self._pending = [c for c in self._pending if c not in cells]
         trainer = self.packed_trainer
         compile_s = 0.0 if trainer.compile_seconds is not None else trainer.compile()
-        t1 = time.perf_counter()
+        t_data = time.perf_counter()
         starts, batches = [], []
         for c in cells:
             start, member_batches, _ = ex.fewshot_run(c, self._start(c, models))
             starts.append(start)
             batches.append(member_batches)  # global batches: PackedTrainer feeds each process its rows
+        t1 = time.perf_counter()  # train_seconds from here, as for one cell (Trainer.init_state + train)
         state = trainer.init_state(starts)
         del starts, models
         state, _, errors = trainer.train(state, batches, [steps(c) for c in cells], [c.seed for c in cells])
@@ -198,7 +199,7 @@ class FewshotPacker:
             scores, eval_t, details = evals[i]
             pack.evaluations[c] = (scores, eval_t, {**details, "packed_cells": n})
             # Each member is charged an equal share of the pack's time; compiling, once, to the first.
-            timings = Timings(steps=steps(c), wall_seconds=(train_s / n) + (compile_s if i == 0 else 0.0),
+            timings = Timings(steps=steps(c), wall_seconds=(t1 - t_data + train_s) / n + (compile_s if i == 0 else 0.0),
                               compile_seconds=compile_s if i == 0 else 0.0, train_seconds=train_s / n)
             self._done[c] = (PackedModel(c, pack, i), timings)
 
