@@ -154,7 +154,12 @@ def findings(results: pd.DataFrame, languages: pd.DataFrame, chance: dict) -> di
         elif len(merged):
             entry.update(pairs=len(merged), pearson_r=None, p_value=None,
                          note="correlation undefined: the transfer gap is the same for every pair")
-        curve = group[group["source"] != group["target"]].groupby("n_target")["score"].mean()
+        # the same (source, target) pairs at every n: those with few-shot cells
+        cross = group[group["source"] != group["target"]]
+        ns = cross.groupby(["source", "target"])["n_target"].nunique()
+        full = ns[ns == cross["n_target"].nunique()].index
+        cross = cross.set_index(["source", "target"]).loc[full].reset_index() if len(full) else cross
+        curve = cross.groupby("n_target")["score"].mean()
         entry["fewshot_curve"] = {int(n): float(s) for n, s in curve.items()}
         out[task] = entry
     return out
