@@ -97,6 +97,23 @@ def test_packed_fewshot_stage_reproduces_the_unpacked_records(tmp_path, trainer,
         assert got[key]["timings"]["steps"] == SETTINGS.fewshot_steps
 
 
+@pytest.mark.slow  # a second whole grid run
+def test_packed_cells_in_a_whole_grid_run_train_later_sources_early(tmp_path, trainer, unpacked):
+    """Stage "all": the first pack needs seed 1's source model before its group comes up, so the
+    runner trains it then; its group later loads it from the checkpoint. Same records."""
+    from jaxlt.grid.executor import TrainerExecutor
+
+    expected = {k: r for k, r in records(unpacked).items() if r["n"] > 0}
+    settings = dataclasses.replace(SETTINGS, pack_cells=3)
+    executor = TrainerExecutor(settings, trainer=trainer)
+    GridRunner(SPEC, settings, ResultsStore(str(tmp_path)), lambda: executor, progress=False).run()
+    got = {k: r for k, r in records(tmp_path).items() if r["n"] > 0}
+    assert sorted(got) == sorted(expected)
+    for key in expected:
+        assert got[key]["metrics"] == expected[key]["metrics"], key
+        assert got[key]["eval_details"]["predictions_sha256"] == expected[key]["eval_details"]["predictions_sha256"]
+
+
 def test_default_pack_size_from_memory(trainer):
     import jax
 
