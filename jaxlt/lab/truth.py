@@ -28,6 +28,7 @@ import pandas as pd
 from jaxlt.lab.grammar import ADJECTIVE_ORDERS, ADPOSITIONS, ORDERS, PARAMETERS, SCRIPTS, LanguageParams
 
 MAIN_METRIC = {"lab_nli": "accuracy", "lab_ner": "f1"}
+WELL_ABOVE_CHANCE = 15.0  # points: the bar for "transfer well above chance"
 
 
 def languages_table(params: Sequence[LanguageParams]) -> pd.DataFrame:
@@ -177,10 +178,15 @@ def findings_markdown(found: dict) -> str:
     for task, e in found.items():
         parts = [f"**{task}**:"]
         if "best_source" in e:
-            verdict = "above" if e["above_chance"] > 0 else "not above"
+            if e["above_chance"] >= WELL_ABOVE_CHANCE:
+                verdict = f"well above chance (the planted truth asks for +{WELL_ABOVE_CHANCE:.0f})"
+            elif e["above_chance"] > 0:
+                verdict = f"above chance, but short of the +{WELL_ABOVE_CHANCE:.0f} points the planted truth asks for"
+            else:
+                verdict = "not above chance"
             parts.append(f"the best source ({e['best_source']}) scores {e['best_source_zero_shot']:.1f} "
                          f"zero-shot on average over the other languages, {e['above_chance']:+.1f} points "
-                         f"against chance ({e['chance']:.1f}): {verdict} chance.")
+                         f"against chance ({e['chance']:.1f}): {verdict}.")
         if e.get("pearson_r") is None and "note" in e:
             parts.append(f"Transfer gap vs planted similarity: {e['note']} ({e['pairs']} pairs), so it "
                          "recovers nothing of the planted similarity.")
