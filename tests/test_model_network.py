@@ -224,7 +224,9 @@ def test_hf_dict_round_trip_and_transformers_config():
 def test_gin_configurable_get_config():
     import gin
 
-    import jaxlt.model.gin_configurables  # noqa: F401
+    # Another test in this process may have finalized (locked) gin before the first import.
+    with gin.unlock_config():
+        import jaxlt.model.gin_configurables  # noqa: F401
 
     # A private scope, so the bindings cannot leak into other tests' gin configs.
     with gin.unlock_config():
