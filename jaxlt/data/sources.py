@@ -26,7 +26,7 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 
-from jaxlt import atomic
+from jaxlt import atomic, jsonl
 from jaxlt.data import datasets as datasets_table
 from jaxlt.data import formats
 
@@ -158,23 +158,15 @@ def _read_jsonl(path: str, validate: Callable[[dict], None]) -> list[dict]:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"missing data file: expected {path}")
     records = []
-    with open(path, "rb") as f:  # decoded line by line, so a non-UTF-8 byte is reported with its line
-        for lineno, raw in enumerate(f, 1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise DataError(f"{path}:{lineno}: not UTF-8 text ({e.reason} at byte {e.start} of the line); "
-                                "convert the file to UTF-8") from None
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-                if not isinstance(record, dict):
-                    raise DataError(f"expected a JSON object, got {type(record).__name__}")
-                validate(record)
-            except (json.JSONDecodeError, DataError, KeyError, IndexError, TypeError) as e:
-                raise DataError(f"{path}:{lineno}: malformed record: {e}") from None
-            records.append(record)
+    for lineno, line in jsonl.iter_lines(path, DataError):
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict):
+                raise DataError(f"expected a JSON object, got {type(record).__name__}")
+            validate(record)
+        except (json.JSONDecodeError, DataError, KeyError, IndexError, TypeError) as e:
+            raise DataError(f"{path}:{lineno}: malformed record: {e}") from None
+        records.append(record)
     return records
 
 

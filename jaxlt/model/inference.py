@@ -13,7 +13,7 @@ import logging
 import os
 from collections.abc import Iterable
 
-from jaxlt import atomic, errors
+from jaxlt import atomic, errors, jsonl
 
 log = logging.getLogger(__name__)
 
@@ -27,28 +27,20 @@ def read_jsonl(path: str, required: tuple[str, ...]) -> list[dict]:
     if not os.path.isfile(path):
         raise InputError(f"no such input file: {path}")
     records = []
-    with open(path, "rb") as f:  # decoded line by line, so a non-UTF-8 byte is reported with its line
-        for lineno, raw in enumerate(f, 1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise InputError(f"{path}:{lineno}: not UTF-8 text ({e.reason} at byte {e.start} of the line); "
-                                 "convert the file to UTF-8") from None
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise InputError(f"{path}:{lineno}: invalid JSON: {e.msg}") from e
-            if not isinstance(record, dict):
-                raise InputError(f"{path}:{lineno}: expected a JSON object, got {type(record).__name__}")
-            for key in required:
-                if key not in record:
-                    raise InputError(f"{path}:{lineno}: missing field {key!r} (fields: {', '.join(record) or 'none'})")
-                if not isinstance(record[key], str):
-                    raise InputError(f"{path}:{lineno}: field {key!r} must be a string, "
-                                     f"got {type(record[key]).__name__}")
-            records.append(record)
+    for lineno, line in jsonl.iter_lines(path, InputError):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise InputError(f"{path}:{lineno}: invalid JSON: {e.msg}") from e
+        if not isinstance(record, dict):
+            raise InputError(f"{path}:{lineno}: expected a JSON object, got {type(record).__name__}")
+        for key in required:
+            if key not in record:
+                raise InputError(f"{path}:{lineno}: missing field {key!r} (fields: {', '.join(record) or 'none'})")
+            if not isinstance(record[key], str):
+                raise InputError(f"{path}:{lineno}: field {key!r} must be a string, "
+                                 f"got {type(record[key]).__name__}")
+        records.append(record)
     return records
 
 
