@@ -120,8 +120,6 @@ def test_joint_cells_do_not_need_a_diverged_source(tmp_path):
 
 
 def _settings_with_retries(retries, factor):
-    if "divergence_retries" not in {f.name for f in __import__("dataclasses").fields(GridSettings)}:
-        pytest.skip("GridSettings has no divergence_retries field yet")
     return GridSettings(executor="toy", source_steps=100, fewshot_steps=20, batch_size=16,
                         divergence_retries=retries, retry_lr_factor=factor)
 
