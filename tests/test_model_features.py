@@ -44,17 +44,18 @@ def test_span_matches_hand_worked():
 
 @pytest.fixture(scope="module")
 def computed(tmp_path_factory):
-    from jaxlt.data import sources
-    from jaxlt.grid.model_features import ModelFeatures, compute
+    from jaxlt.data import sources, tasks
+    from jaxlt.grid.model_features import compute
 
     torch_model = build_torch_model("mt5", seed=3)
     ckpt = make_hf_checkpoint(tmp_path_factory.mktemp("hf") / "mt5", "mt5", model=torch_model)
     out = str(tmp_path_factory.mktemp("features"))
-    sources.set_data_dir(TINY_DATA)
-    try:
-        table, centroids, _ = compute("tiny-mt5", ckpt, ["xnli"], LANGS, out, SETTINGS, progress=False)
-    finally:
-        sources.set_data_dir(None)
+    vocabulary_before = tasks.current_vocabulary_path()
+    # the data directory is passed explicitly: no process-wide setting is read or changed
+    assert sources.get_data_dir() is None
+    table, centroids, _ = compute("tiny-mt5", ckpt, ["xnli"], LANGS, out, SETTINGS, progress=False,
+                                  data_dir=TINY_DATA)
+    assert tasks.current_vocabulary_path() == vocabulary_before and sources.get_data_dir() is None
     return torch_model, ckpt, out, table, centroids
 
 
@@ -73,25 +74,20 @@ def _torch_inputs(ckpt, texts, length):
 def test_centroids_and_emb_match_transformers(computed):
     import torch
 
-    from jaxlt.data import sources
     from jaxlt.features.model_features import embedding_similarity
     from jaxlt.grid.model_features import sample_texts
 
     torch_model, ckpt, out, _, centroids = computed
-    sources.set_data_dir(TINY_DATA)
-    try:
-        reference = {}
-        for lang in LANGS:
-            texts, _ = sample_texts("xnli", lang, SETTINGS.num_sentences, SETTINGS.seed)
-            ids = _torch_inputs(ckpt, texts, SETTINGS.input_length)
-            mask = (ids != 0).float()
-            with torch.no_grad():
-                hidden = torch_model.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
-            pooled = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
-            reference[lang] = pooled.mean(0).numpy()
-            np.testing.assert_allclose(centroids[f"tiny-mt5/xnli/{lang}"], reference[lang], rtol=2e-4, atol=2e-5)
-    finally:
-        sources.set_data_dir(None)
+    reference = {}
+    for lang in LANGS:
+        texts, _ = sample_texts("xnli", lang, SETTINGS.num_sentences, SETTINGS.seed, TINY_DATA)
+        ids = _torch_inputs(ckpt, texts, SETTINGS.input_length)
+        mask = (ids != 0).float()
+        with torch.no_grad():
+            hidden = torch_model.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+        pooled = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+        reference[lang] = pooled.mean(0).numpy()
+        np.testing.assert_allclose(centroids[f"tiny-mt5/xnli/{lang}"], reference[lang], rtol=2e-4, atol=2e-5)
     # the analysis stage reads the centroids file and derives the same cosines as emb_pairs.csv
     theirs = embedding_similarity(os.path.join(out, "centroids.npz"))
     ours = pd.read_csv(os.path.join(out, "emb_pairs.csv"))
@@ -120,18 +116,13 @@ def _spans(tokens, sentinels, eos=1):
 def test_lm_features_match_transformers(computed):
     import torch
 
-    from jaxlt.data import sources
     from jaxlt.grid.executor import load_model
     from jaxlt.grid.model_features import ModelFeatures
 
     torch_model, ckpt, out, table, _ = computed
-    sources.set_data_dir(TINY_DATA)
-    try:
-        config, params, spm_path = load_model(ckpt)
-        mf = ModelFeatures(config, params, spm_path, SETTINGS)
-        examples, counts = mf.span_examples("xnli", "sw")
-    finally:
-        sources.set_data_dir(None)
+    config, params, spm_path = load_model(ckpt)
+    mf = ModelFeatures(config, params, spm_path, SETTINGS, data_dir=TINY_DATA)
+    examples, counts = mf.span_examples("xnli", "sw")
     assert 0 < len(examples) <= SETTINGS.num_sentences and counts["chunks"] == len(examples)
     # full chunks of the pre-training length, concatenated across texts
     assert all(ex["chunk_tokens"] == SETTINGS.chunk_tokens for ex in examples) and counts["texts"] > len(examples)

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import functools
 import itertools
 import json
 import logging
@@ -69,15 +68,21 @@ class FeatureSettings:
         return random_spans_helper(self.input_length)[0]
 
 
-def sample_texts(task: str, lang: str, n: int, seed: int) -> tuple[list[str], int]:
-    """A seeded sample of n training texts (fewer if the split is smaller); also the number of
-    empty texts skipped."""
+def training_texts(task: str, lang: str, data_dir: str | None = None) -> tuple[list[str], int]:
+    """The non-empty texts of the language's training split (`data_dir`: None = the hub or the
+    dataset's own directory) and the number of empty ones skipped."""
     from jaxlt.data import sources
     from jaxlt.data.span_corruption import record_text
 
-    texts = [record_text(task, r) for r in sources.load_records(task, lang, "train")]
-    empty = sum(not t.strip() for t in texts)
-    texts = [t for t in texts if t.strip()]
+    texts = [record_text(task, r) for r in sources.load_records(task, lang, "train", data_dir)]
+    kept = [t for t in texts if t.strip()]
+    return kept, len(texts) - len(kept)
+
+
+def sample_texts(task: str, lang: str, n: int, seed: int, data_dir: str | None = None) -> tuple[list[str], int]:
+    """A seeded sample of n training texts (fewer if the split is smaller); also the number of
+    empty texts skipped."""
+    texts, empty = training_texts(task, lang, data_dir)
     order = np.random.default_rng(seed).permutation(len(texts))[:n]
     return [texts[i] for i in order], empty
 
@@ -126,85 +131,43 @@ def span_matches(prediction, targets, targets_noise, eos_id: int = 1) -> tuple[i
     return sum(predicted.get(k) == v for k, v in gold.items()), len(gold)
 
 
-def _pad(rows: list, length: int) -> np.ndarray:
-    out = np.zeros((len(rows), length), np.int32)
-    for i, r in enumerate(rows):
-        out[i, :len(r)] = r
-    return out
-
-
 class ModelFeatures:
-    """Computes features for one pre-trained model; compiled functions are reused across languages."""
+    """Computes features for one pre-trained model through the one prediction and scoring path
+    (`jaxlt.train.batched` over an inference Trainer); its compiled functions are reused across
+    languages. Everything is explicit: the vocabulary file, the data directory (None: the hub or
+    the dataset's own), the mesh and rules (default: data-parallel over the devices that divide
+    the batch)."""
 
-    def __init__(self, config, params, spm_path: str, settings: FeatureSettings = FeatureSettings()):
-        import jax
-        from flax import linen as nn
+    def __init__(self, config, params, spm_path: str, settings: FeatureSettings = FeatureSettings(), *,
+                 data_dir: str | None = None, mesh=None, rules=None, compiler_options=None):
+        from jaxlt.data.vocabulary import get_vocabulary
+        from jaxlt.train.batched import buckets_up_to, inference_trainer
 
-        from jaxlt.data import tasks
-        from jaxlt.model.network import Transformer
-        from jaxlt.partitioning import PartitioningConfig
-        from jaxlt.train.engine import Trainer
-
-        self.config, self.settings = config, settings
-        tasks.set_vocabulary(spm_path)
-        self.vocabulary = tasks.VOCABULARY.delegate
-        hardware = PartitioningConfig()
-        # The Trainer gives sharded, compiled-once predict/score; it never trains here.
-        self.trainer = Trainer(config, batch_size=settings.batch_size,
-                               feature_lengths={"inputs": settings.input_length, "targets": settings.target_length},
-                               mesh=hardware.make_mesh(), rules=hardware.rules())
+        self.config, self.settings, self.data_dir = config, settings, data_dir
+        self.vocabulary = get_vocabulary(spm_path)
+        self.trainer = inference_trainer(config, settings.batch_size, mesh=mesh, rules=rules,
+                                         compiler_options=compiler_options)
         self.params = self.trainer.place_params(params)
-        model, trainer = Transformer(config), self.trainer
-
-        def pooled(params, tokens):
-            hidden = model.apply({"params": params}, tokens, method=Transformer.encode).astype(jax.numpy.float32)
-            mask = (tokens != config.pad_token_id).astype(jax.numpy.float32)[..., None]
-            return (hidden * mask).sum(1) / jax.numpy.maximum(mask.sum(1), 1.0)
-
-        self._pooled = jax.jit(pooled, in_shardings=(trainer.param_shardings, trainer.batch_sharding))
-        from jaxlt.model.decoding import sequence_log_likelihood
-
-        self._masked_ll = jax.jit(functools.partial(sequence_log_likelihood, config),
-                                  in_shardings=(trainer.param_shardings,) + (trainer.batch_sharding,) * 3)
-        self._rules = trainer.rules
-        self._nn = nn
-
-    def _batches(self, array: np.ndarray):
-        bs = self.settings.batch_size
-        for start in range(0, len(array), bs):
-            chunk = array[start:start + bs]
-            n = len(chunk)
-            if n < bs:  # one compiled shape: pad the last batch with empty rows
-                chunk = np.concatenate([chunk, np.zeros((bs - n,) + chunk.shape[1:], chunk.dtype)])
-            yield chunk, n
+        self.buckets = buckets_up_to(settings.input_length)
 
     def centroid(self, texts: list[str]) -> tuple[np.ndarray, int]:
         """Mean of mean-pooled encoder states; texts longer than input_length are truncated
         (counted and returned: an embedding of the first input_length tokens is still the language)."""
-        import jax
+        from jaxlt.train.batched import encode_mean_ids
 
-        eos, L = self.config.eos_token_id, self.settings.input_length
-        ids = [self.vocabulary.encode(t) for t in texts]
-        truncated = sum(len(x) > L - 1 for x in ids)
-        tokens = _pad([x[:L - 1] + [eos] for x in ids], L)
-        sums, count = None, 0
-        with jax.set_mesh(self.trainer.mesh), self._nn.logical_axis_rules(self._rules):
-            for batch, n in self._batches(tokens):
-                emb = np.asarray(jax.device_get(self._pooled(self.params, batch)))[:n]
-                sums = emb.sum(0) if sums is None else sums + emb.sum(0)
-                count += n
-        return sums / count, truncated
+        eos = self.config.eos_token_id
+        ids = [self.vocabulary.encode(t) + [eos] for t in texts]
+        pooled, truncated = encode_mean_ids(self.trainer, self.params, ids, buckets=self.buckets, desc="EMB")
+        return pooled.mean(0), truncated
 
     def span_examples(self, task: str, lang: str) -> tuple[list[dict], dict]:
         """The first num_sentences full span-corrupted chunks of the language's training text (module
         docstring) and counts: texts used, chunks, partial chunks dropped."""
-        from jaxlt.data import sources
-        from jaxlt.data.span_corruption import corrupted_examples, record_text
+        from jaxlt.data.span_corruption import corrupted_examples
 
         st = self.settings
         chunk = st.chunk_tokens
-        texts = [record_text(task, r) for r in sources.load_records(task, lang, "train")]
-        texts = [t for t in texts if t.strip()]
+        texts, _ = training_texts(task, lang, self.data_dir)
         order = np.random.default_rng(st.seed).permutation(len(texts))
         # Only as many texts as the chunks need (XNLI has 392k): tokens are counted on the way.
         needed, total, chosen = st.num_sentences * chunk, 0, []
@@ -220,31 +183,37 @@ class ModelFeatures:
                       if full else 0}
 
     def lm_features(self, task: str, lang: str) -> dict:
-        import jax
+        from jaxlt.train.batched import predict_ids, score_ids
 
         examples, counts = self.span_examples(task, lang)
         if not examples:
             raise ValueError(f"{task}.{lang}: the training split has no text to span-corrupt")
-        st = self.settings
-        enc = _pad([ex["inputs"].tolist() for ex in examples], st.input_length)
-        dec = _pad([ex["targets"].tolist() for ex in examples], st.target_length)
-        noise = _pad([ex["targets_noise"].astype(np.int32).tolist() for ex in examples], st.target_length)
-        ll, hits, spans = [], 0, 0
-        for (e, n), (d, _), (w, _) in zip(self._batches(enc), self._batches(dec), self._batches(noise)):
-            with jax.set_mesh(self.trainer.mesh), self._nn.logical_axis_rules(self._rules):
-                ll.append(np.asarray(jax.device_get(self._masked_ll(self.params, e, d, w.astype(np.float32))))[:n])
-            pred = self.trainer.predict(self.params, e, st.target_length)[:n]
-            for p, t, m in zip(pred, d[:n], w[:n].astype(bool)):
-                h, k = span_matches(p, t, m, self.config.eos_token_id)
-                hits, spans = hits + h, spans + k
-        return {"LM_L": float(np.mean(np.concatenate(ll))), "LM_EM": hits / spans if spans else float("nan"),
+        st, eos = self.settings, self.config.eos_token_id
+        inputs = [ex["inputs"].tolist() for ex in examples]
+        targets = [ex["targets"].tolist() for ex in examples]
+        noise = [ex["targets_noise"].astype(np.float32).tolist() for ex in examples]
+        # LM_L: teacher-forced, summed over the masked tokens only (weights 1 there, 0 on sentinels/EOS)
+        ll, _ = score_ids(self.trainer, self.params, inputs, targets, weights=noise, buckets=self.buckets,
+                          desc="LM_L")
+        predictions, _ = predict_ids(self.trainer, self.params, inputs, st.target_length, buckets=self.buckets,
+                                     desc="LM_EM")
+        hits, spans = 0, 0
+        for p, t, m in zip(predictions, targets, noise):
+            h, k = span_matches(p + [eos], t, np.asarray(m, bool), eos)  # predict_ids strips the EOS
+            hits, spans = hits + h, spans + k
+        return {"LM_L": float(np.mean(ll)), "LM_EM": hits / spans if spans else float("nan"),
                 "sentences": len(examples), "spans": spans, **counts}
 
 
 def compute(model_name: str, checkpoint: str, tasks: list[str], languages: list[str], out_dir: str,
             settings: FeatureSettings = FeatureSettings(), features=("EMB", "LM_L", "LM_EM"),
-            progress: bool = True, init_seed: int = 0):
-    """Computes the features and writes the output directory (module docstring); returns the table."""
+            progress: bool = True, init_seed: int = 0, *, data_dir: str | None = None, partitioning=None,
+            model=None, compiler_options=None):
+    """Computes the features and writes the output directory (module docstring); returns the table.
+
+    `data_dir`: the local data directory (None: the hub, or the dataset's own); `partitioning`: a
+    `jaxlt.partitioning.PartitioningConfig` (None: data-parallel); `model`: a
+    `jaxlt.experiment.ModelConfig` whose overrides (dtype, remat ...) apply to the checkpoint's config."""
     import pandas as pd
     from tqdm.auto import tqdm
 
@@ -263,14 +232,20 @@ def compute(model_name: str, checkpoint: str, tasks: list[str], languages: list[
             raise ValueError(f"task {task!r} has no language(s) {missing}; "
                              f"available: {', '.join(sources.get_spec(task).languages)}")
     config, params, spm = load_model(checkpoint, init_seed)
-    mf = ModelFeatures(config, params, spm, settings)
+    if model is not None:
+        config = config.replace(**model.overrides())
+    mesh = rules = None
+    if partitioning is not None:
+        mesh, rules = partitioning.make_mesh(), partitioning.rules()
+    mf = ModelFeatures(config, params, spm, settings, data_dir=data_dir, mesh=mesh, rules=rules,
+                       compiler_options=compiler_options)
     rows, centroids, counts = [], {}, {}
     t0 = time.perf_counter()
     for task, lang in tqdm(list(itertools.product(tasks, languages)), desc="model features", disable=not progress):
         key = f"{model_name}/{task}/{lang}"
         counts[key] = {}
         if "EMB" in features:
-            texts, empty = sample_texts(task, lang, settings.num_sentences, settings.seed)
+            texts, empty = sample_texts(task, lang, settings.num_sentences, settings.seed, data_dir)
             centroids[key], truncated = mf.centroid(texts)
             counts[key].update(emb_sentences=len(texts), emb_truncated=truncated, empty_texts_skipped=empty)
             if truncated:
@@ -355,21 +330,23 @@ def main(argv: list[str]) -> int:
     from jaxlt.data import sources
     from jaxlt.grid.spec import GridSpecError
 
-    if args.gin_file:
-        import jaxlt.experiment  # noqa: F401  (model_settings: hardware files may set remat)
-        import jaxlt.partitioning  # noqa: F401  (its configurables)
+    partitioning = model_config = None
+    if args.gin_file:  # the mesh, rules and model overrides, read here once and passed down
+        from jaxlt import experiment
         from jaxlt.gin_flags import parse_gin
+        from jaxlt.partitioning import PartitioningConfig
 
         parse_gin(args.gin_file, [])
-    if args.data_dir:
-        sources.set_data_dir(args.data_dir)
+        partitioning, model_config = PartitioningConfig(), experiment.from_gin("model")
+    data_dir = sources.resolve_data_dir(args.data_dir) if args.data_dir else sources.get_data_dir()
     settings = FeatureSettings(**{f.name: getattr(args, f.name) for f in dataclasses.fields(FeatureSettings)})
     model = args.model or os.path.basename(os.path.normpath(args.checkpoint.replace("init:", "")))
     split = lambda s: [x for x in s.replace(" ", "").split(",") if x]  # noqa: E731
     try:
         table, centroids, seconds = compute(model, args.checkpoint, split(args.tasks), split(args.languages),
                                             args.out, settings, tuple(split(args.features)),
-                                            progress=not args.no_progress)
+                                            progress=not args.no_progress, data_dir=data_dir,
+                                            partitioning=partitioning, model=model_config)
     except (ValueError, KeyError, GridSpecError) as e:
         print(f"jaxlt features model: error: {e}", file=os.sys.stderr)
         return 2

@@ -1,7 +1,8 @@
 """The one prediction and scoring path: token ids in, through a `Trainer`'s compiled functions.
 
-`jaxlt predict`, `jaxlt score`, `jaxlt evaluate` (and evaluation during training) and the grid's
-evaluation all call `predict_ids` / `score_ids`. Inputs are grouped by length into a few
+`jaxlt predict`, `jaxlt score`, `jaxlt evaluate` (and evaluation during training), the grid's
+evaluation and the model features (`jaxlt features model`: `encode_mean_ids` for EMB, `score_ids`
+with weights for LM_L, `predict_ids` for LM_EM) all call these functions. Inputs are grouped by length into a few
 buckets (powers of two by default) and batched at a fixed size, so a whole file or many
 languages run through a handful of compiled functions; inputs longer than the largest bucket
 are truncated keeping their final token (EOS) and counted. Results come back in input order.
@@ -65,8 +66,8 @@ def _groups(lengths: Sequence[int], buckets, batch_size: int):
             yield length, idx[start:start + batch_size]
 
 
-def _pad(rows: Sequence[Sequence[int]], length: int) -> np.ndarray:
-    out = np.zeros((len(rows), length), np.int32)
+def _pad(rows: Sequence[Sequence[int]], length: int, dtype=np.int32) -> np.ndarray:
+    out = np.zeros((len(rows), length), dtype)
     for r, ids in enumerate(rows):
         out[r, :len(ids)] = ids
     return out
@@ -102,14 +103,21 @@ def predict_ids(trainer, params, inputs: Sequence[Sequence[int]], max_decode_len
 
 
 def score_ids(trainer, params, inputs: Sequence[Sequence[int]], targets: Sequence[Sequence[int]], *,
-              batch_size: int | None = None, buckets: Sequence[int] | None = None, progress: bool = False,
+              weights: Sequence[Sequence[float]] | None = None, batch_size: int | None = None,
+              buckets: Sequence[int] | None = None, progress: bool = False,
               desc: str = "score") -> tuple[list[float], int]:
-    """Teacher-forced log-likelihood (natural log, summed over the target ids) of each target given
-    its input -> (scores in input order; the number of truncated inputs). Targets are never cut."""
+    """Teacher-forced log-likelihood (natural log, summed over the target ids, or over the target
+    positions whose `weights` entry is nonzero, weighted by it) of each target given its input ->
+    (scores in input order; the number of truncated inputs). Targets are never cut."""
     from tqdm.auto import tqdm
 
-    if len(inputs) != len(targets):
-        raise ValueError(f"{len(inputs)} inputs but {len(targets)} targets")
+    if len(inputs) != len(targets) or weights is not None and len(weights) != len(targets):
+        raise ValueError(f"{len(inputs)} inputs but {len(targets)} targets"
+                         + ("" if weights is None else f" and {len(weights)} weight rows"))
+    if weights is not None:
+        bad = [i for i, (t, w) in enumerate(zip(targets, weights)) if len(t) != len(w)]
+        if bad:
+            raise ValueError(f"target {bad[0]} has {len(targets[bad[0]])} ids but {len(weights[bad[0]])} weights")
     batch_size = batch_size or trainer.batch_size
     out = [math.nan] * len(inputs)
     truncated = 0
@@ -118,12 +126,38 @@ def score_ids(trainer, params, inputs: Sequence[Sequence[int]], targets: Sequenc
             enc = _pad([truncate(inputs[i], length) for i in idx], length)
             truncated += sum(len(inputs[i]) > length for i in idx)
             width = bucket_length(max(len(targets[i]) for i in idx), None)
-            scores = trainer.score(params, enc, _pad([targets[i] for i in idx], width))
+            extra = () if weights is None else (_pad([weights[i] for i in idx], width, np.float32),)
+            scores = trainer.score(params, enc, _pad([targets[i] for i in idx], width), *extra)
             for r, i in enumerate(idx):
                 out[i] = float(scores[r])
             bar.update(len(idx))
     _warn_truncated(truncated, len(inputs), buckets[-1] if buckets else None)
     return out, truncated
+
+
+def encode_mean_ids(trainer, params, inputs: Sequence[Sequence[int]], *, batch_size: int | None = None,
+                    buckets: Sequence[int] | None = None, progress: bool = False,
+                    desc: str = "encode") -> tuple[np.ndarray, int]:
+    """Mean over the non-pad positions of the final encoder states of each input -> (float32
+    [len(inputs), d_model] in input order; the number of truncated inputs). Padding to a bucket
+    does not change a row: padded positions are masked in attention and left out of the mean."""
+    from tqdm.auto import tqdm
+
+    batch_size = batch_size or trainer.batch_size
+    out = np.zeros((len(inputs), trainer.config.d_model), np.float32)
+    truncated = 0
+    with tqdm(total=len(inputs), desc=desc, unit="ex", disable=not progress) as bar:
+        for length, idx in _groups([len(x) for x in inputs], buckets, batch_size):
+            truncated += sum(len(inputs[i]) > length for i in idx)
+            out[idx] = trainer.encode_mean(params, _pad([truncate(inputs[i], length) for i in idx], length))
+            bar.update(len(idx))
+    _warn_truncated(truncated, len(inputs), buckets[-1] if buckets else None)
+    return out, truncated
+
+
+def buckets_up_to(max_length: int, minimum: int = 8) -> tuple[int, ...]:
+    """Powers of two below `max_length`, then `max_length` itself (the largest bucket is exact)."""
+    return tuple(b for b in power_of_two_buckets(max_length, minimum) if b < max_length) + (int(max_length),)
 
 
 def inference_trainer(config, batch_size: int, *, mesh=None, rules=None, compiler_options=None):

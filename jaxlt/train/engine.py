@@ -467,21 +467,44 @@ class Trainer:
             out = self._decode_fns[key](params, enc)
         return np.asarray(jax.device_get(out))[:n]
 
-    def score(self, params, encoder_input_tokens, decoder_target_tokens) -> np.ndarray:
-        """Log-likelihood (natural log, summed over non-pad target tokens): float32 [B]."""
+    def score(self, params, encoder_input_tokens, decoder_target_tokens, weights=None) -> np.ndarray:
+        """Log-likelihood (natural log, summed over non-pad target tokens, or over the positions
+        where `weights` [B, T] is nonzero, weighted by it): float32 [B]."""
         from jaxlt.model.decoding import sequence_log_likelihood
 
-        n, (enc, dec) = self._pad_rows(np.asarray(encoder_input_tokens, np.int32),
-                                       np.asarray(decoder_target_tokens, np.int32))
-        key = ("score", enc.shape, dec.shape)
+        arrays = [np.asarray(encoder_input_tokens, np.int32), np.asarray(decoder_target_tokens, np.int32)]
+        if weights is not None:
+            arrays.append(np.asarray(weights, np.float32))
+        n, arrays = self._pad_rows(*arrays)
+        key = ("score", *(a.shape for a in arrays))
         params = self.place_params(params)
         if key not in self._decode_fns:
             fn = jax.jit(functools.partial(sequence_log_likelihood, self.config),
-                         in_shardings=(self.param_shardings, self.batch_sharding, self.batch_sharding),
+                         in_shardings=(self.param_shardings,) + (self.batch_sharding,) * len(arrays),
                          out_shardings=NamedSharding(self.mesh, PartitionSpec(self.batch_sharding.spec[0])))
-            self._decode_fns[key] = self._aot(fn, params, enc, dec)
+            self._decode_fns[key] = self._aot(fn, params, *arrays)
         with self._context():
-            out = self._decode_fns[key](params, enc, dec)
+            out = self._decode_fns[key](params, *arrays)
+        return np.asarray(jax.device_get(out))[:n]
+
+    def encode_mean(self, params, encoder_input_tokens) -> np.ndarray:
+        """Mean over the non-pad positions of the final encoder hidden states: float32 [B, d_model]."""
+        n, (enc,) = self._pad_rows(np.asarray(encoder_input_tokens, np.int32))
+        key = ("encode_mean", enc.shape)
+        params = self.place_params(params)
+        if key not in self._decode_fns:
+            model, pad = self.model, self.config.pad_token_id
+
+            def pooled(params, tokens):
+                hidden = model.apply({"params": params}, tokens, method=type(model).encode).astype(jnp.float32)
+                mask = (tokens != pad).astype(jnp.float32)[..., None]
+                return (hidden * mask).sum(1) / jnp.maximum(mask.sum(1), 1.0)
+
+            fn = jax.jit(pooled, in_shardings=(self.param_shardings, self.batch_sharding),
+                         out_shardings=NamedSharding(self.mesh, PartitionSpec(self.batch_sharding.spec[0])))
+            self._decode_fns[key] = self._aot(fn, params, enc)
+        with self._context():
+            out = self._decode_fns[key](params, enc)
         return np.asarray(jax.device_get(out))[:n]
 
 
