@@ -227,16 +227,9 @@ _FACTORIES = {"model": model_settings, "optimizer": optimizer_config, "data": da
 
 
 def from_gin(section: str):
-    """The typed config of `section` ("model", "optimizer", "data", "evaluation") from gin's bindings."""
+    """The typed config of `section` ("model", "optimizer", "data", "evaluation") from gin's bindings
+    (called by the commands only; `jaxlt.gin_flags` has the other gin lookups)."""
     try:
         return _FACTORIES[section]()
     except TypeError as e:  # an unknown binding
         raise ConfigError(f"bad {GIN_NAMES[section]} gin binding: {e}") from None
-
-
-def gin_bound(section: str, field: str) -> tuple[bool, Any]:
-    """(whether `field` of `section` is bound in gin, its value)."""
-    try:
-        return True, gin.query_parameter(f"{GIN_NAMES[section]}.{field}")
-    except ValueError:
-        return False, None

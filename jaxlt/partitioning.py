@@ -164,7 +164,8 @@ def path_table(params, shardings) -> dict:
 class PartitioningConfig:
     """What a gin/hardware file sets: the mesh and the logical-axis rules.
 
-    `mesh_shape` is over ("data", "model"); -1 means "all remaining devices".
+    `mesh_shape` is over ("data", "model"); -1 means "all remaining devices". Built from gin by
+    the commands (`jaxlt.gin_flags.load_hardware_rules` parses one file in isolation) and passed down.
     """
 
     mesh_shape: tuple[int, ...] = (-1, 1)
@@ -176,16 +177,3 @@ class PartitioningConfig:
 
     def rules(self) -> Rules:
         return validate_rules(self.logical_axis_rules)
-
-
-def load_hardware_rules(gin_file: str) -> PartitioningConfig:
-    """Parses one gin/hardware file in isolation and returns its PartitioningConfig (tests, tools)."""
-    import jaxlt.experiment  # noqa: F401  (model_settings: hardware files may set remat)
-    from jaxlt.gin_flags import parse_gin
-
-    with gin.config_scope(None):
-        gin.clear_config()
-        parse_gin([gin_file], [], finalize=False)
-        cfg = PartitioningConfig()
-        gin.clear_config()
-    return cfg

@@ -11,6 +11,7 @@ import pytest
 from model_fixtures import SPM_PATH, build_torch_model, make_hf_checkpoint
 
 from jaxlt import partitioning as P
+from jaxlt.gin_flags import load_hardware_rules
 from jaxlt.model.loading import load_checkpoint
 from jaxlt.model.network import Transformer
 from jaxlt.train import checkpointing as ck
@@ -37,7 +38,7 @@ def test_hf_to_jaxlt_to_orbax_to_jaxlt_gives_identical_logits(tmp_path):
     assert not ck.is_jaxlt_checkpoint(hf_dir)
 
     # Place on a fully-sharded 4x2 mesh, save with orbax from there ...
-    rules = P.load_hardware_rules("hardware/rules/fsdp.gin").rules()
+    rules = load_hardware_rules("hardware/rules/fsdp.gin").rules()
     trainer = Trainer(hf.config, batch_size=8, feature_lengths={"inputs": 12, "targets": 6},
                       mesh=P.create_mesh((4, 2)), rules=rules)
     state = trainer.init_state(hf.params)

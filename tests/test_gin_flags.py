@@ -13,3 +13,43 @@ def test_split_gin_bindings_both_spellings():
 def test_gin_flag_without_value_is_an_error():
     with pytest.raises(SystemExit, match="no value"):
         split_gin_bindings(["--gin.TRAIN_STEPS"])
+
+
+def test_expand_aliases_rebinds_every_name_of_a_setting_in_order():
+    from jaxlt.gin_flags import expand_aliases
+
+    groups = [("grid_settings.learning_rate", "OptimizerConfig.learning_rate"),
+              ("EvalConfig.split", "jaxlt.train.evaluate_run.split")]
+    got = expand_aliases(["grid_settings.learning_rate=1e30", "OptimizerConfig.learning_rate = 2",
+                          "evaluate_run.split='test'", "scope/EvalConfig.split='x'", "TRAIN_STEPS=3"], groups)
+    assert got == ["grid_settings.learning_rate=1e30", "OptimizerConfig.learning_rate = 1e30",
+                   "OptimizerConfig.learning_rate = 2", "grid_settings.learning_rate = 2",
+                   "evaluate_run.split='test'", "EvalConfig.split = 'test'",
+                   "scope/EvalConfig.split='x'", "TRAIN_STEPS=3"]
+
+
+def test_command_line_eval_setting_wins_over_a_run_file(tmp_path):
+    """A file binds evaluate_run.split; `--gin.EvalConfig.split` on the command line overrides it
+    (both names), while the same two bindings in two files are refused."""
+    import gin
+
+    from jaxlt import gin_flags
+    from jaxlt.errors import ConfigError
+    from jaxlt.train import run
+
+    (tmp_path / "run.gin").write_text("jaxlt.train.evaluate_run.split = 'validation'\n")
+    (tmp_path / "eval.gin").write_text("EvalConfig.split = 'test'\n")
+    run.import_before_parsing()
+    try:
+        with gin.unlock_config():
+            gin.clear_config()
+            gin_flags.parse_gin([str(tmp_path / "run.gin")], gin_flags.expand_aliases(
+                ["EvalConfig.split='test'"], gin_flags.eval_alias_groups("evaluate_run")), finalize=False)
+            assert gin_flags.evaluation_kwargs("evaluate_run") == {"split": "test"}
+            gin.clear_config()
+            gin_flags.parse_gin([str(tmp_path / "run.gin"), str(tmp_path / "eval.gin")], [], finalize=False)
+            with pytest.raises(ConfigError, match="EvalConfig.split = 'test' but jaxlt.train.evaluate_run.split"):
+                gin_flags.evaluation_kwargs("evaluate_run")
+    finally:
+        with gin.unlock_config():
+            gin.clear_config()

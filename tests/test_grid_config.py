@@ -62,7 +62,11 @@ def test_grid_paper_plans_the_papers_cells_and_no_others(capsys):
     # the last object: the config hash and the whole resolved configuration (the paper's recipe)
     config = last["config"]
     assert last["config_hash"] == config_hash(GridSettings(**{
-        k: v for k, v in config.items() if "." not in k}, **sections_from(config)), "mt5-base")
+        k: v for k, v in config.items() if "." not in k}, **sections_from(config)), "mt5-base",
+        ["tydiqa", "panx", "xnli"])
+    # the hash covers the split each dataset is scored on, not the setting ("" = the dataset's own)
+    assert config["evaluation.split"] == ""
+    assert last["hashed"]["evaluation.split"] == {"panx": "test", "tydiqa": "validation", "xnli": "test"}
     assert config["optimizer.name"] == "adam" and config["optimizer.learning_rate"] == 3e-4
     assert config["optimizer.clip_norm"] == 1.0 and config["optimizer.z_loss"] == 0.0
     assert config["optimizer.loss_normalizing_factor"] is None and config["optimizer.label_smoothing"] == 0.0
@@ -87,8 +91,8 @@ TOY = ["--gin_file", "runs/grid_toy.gin"]
     ("OptimizerConfig.learning_rate=0.01", "optimizer.learning_rate", 0.01),
     ("DataConfig.source_size=500", "data.source_size", 500),
     ("grid_settings.source_size=500", "data.source_size", 500),
-    ("EvalConfig.split='validation'", "evaluation.split", "validation"),
-    ("grid_settings.eval_split='validation'", "evaluation.split", "validation"),
+    ("EvalConfig.split='validation'", "evaluation.split", {"toy_nli": "validation"}),
+    ("grid_settings.eval_split='validation'", "evaluation.split", {"toy_nli": "validation"}),
     ("OptimizerConfig.z_loss=0.0001", "optimizer.z_loss", 0.0001),
     ("jaxlt.train.model_settings.dropout_rate=0.2", "model.dropout_rate", 0.2),
 ])
@@ -102,7 +106,7 @@ def test_a_result_changing_binding_changes_the_hash_and_is_refused(tmp_path, cap
     capsys.readouterr()
     with open(f"{results}/grid.json") as f:
         manifest = json.load(f)
-    assert manifest["config"][key] == base["config"][key] and manifest["config_hash"] == base["config_hash"]
+    assert manifest["settings"][key] == base["hashed"][key] and manifest["config_hash"] == base["config_hash"]
     records_before = sorted((tmp_path / "r" / "records").rglob("*.json"))
     # the rerun is refused before any work, in one line naming the key and both values
     assert grid_command.main([*TOY, "--results_dir", results, "--no_progress", f"--gin.{binding}"]) == 2
@@ -122,11 +126,44 @@ def test_speed_and_memory_settings_keep_the_hash(capsys, binding):
         dry_run_json(capsys, *TOY, f"--gin.{binding}")[-1]["config_hash"]
 
 
-def test_one_setting_bound_two_ways_is_refused(capsys):
-    code = grid_command.main([*TOY, "--dry_run", "--gin.grid_settings.learning_rate=0.01",
-                              "--gin.OptimizerConfig.learning_rate=0.02"])
+def test_one_setting_bound_two_ways_by_two_files_is_refused(tmp_path, capsys):
+    (tmp_path / "a.gin").write_text("grid_settings.learning_rate = 0.01\n")
+    (tmp_path / "b.gin").write_text("OptimizerConfig.learning_rate = 0.02\n")
+    code = grid_command.main([*TOY, "--dry_run", "--gin_file", str(tmp_path / "a.gin"),
+                              "--gin_file", str(tmp_path / "b.gin")])
     assert code == 2
     assert "grid_settings.learning_rate = 0.01 but OptimizerConfig.learning_rate = 0.02" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag", ["grid_settings.learning_rate", "OptimizerConfig.learning_rate"])
+def test_the_command_line_wins_over_a_file(tmp_path, capsys, flag):
+    """t5x: later bindings win. A file binds the typed name (or the flat one); the command line rebinds
+    the setting under either name, and the resolved configuration and hash follow it."""
+    (tmp_path / "flat.gin").write_text("grid_settings.learning_rate = 0.01\n")
+    (tmp_path / "typed.gin").write_text("OptimizerConfig.learning_rate = 0.01\n")
+    base = dry_run_json(capsys, *TOY, "--gin.OptimizerConfig.learning_rate=3.0")[-1]
+    for file in ("flat.gin", "typed.gin"):
+        got = dry_run_json(capsys, *TOY, "--gin_file", str(tmp_path / file), f"--gin.{flag}=3.0")[-1]
+        assert got["config"]["optimizer.learning_rate"] == 3.0
+        assert got["config_hash"] == base["config_hash"]
+    # two command-line bindings: the later one wins (both names follow it)
+    got = dry_run_json(capsys, *TOY, "--gin.grid_settings.learning_rate=0.5", "--gin.OptimizerConfig.learning_rate=7.0")
+    assert got[-1]["config"]["optimizer.learning_rate"] == 7.0
+
+
+def test_command_line_overrides_grid_tiny_learning_rate(capsys):
+    """gin/runs/grid_tiny.gin binds OptimizerConfig.learning_rate; a flat command-line flag overrides it."""
+    tiny = ["--gin_file", "runs/grid_tiny.gin"]
+    base = dry_run_json(capsys, *tiny)[-1]
+    got = dry_run_json(capsys, *tiny, "--gin.grid_settings.learning_rate=1e30")[-1]
+    assert base["config"]["optimizer.learning_rate"] == 1e-3 and got["config"]["optimizer.learning_rate"] == 1e30
+    assert got["config_hash"] != base["config_hash"]
+    # grid_tiny binds EvalConfig.split = "test", which is XNLI's declared split: the resolved split,
+    # and so the hash, is the same with the setting left to the dataset table
+    same = dry_run_json(capsys, *tiny, "--gin.EvalConfig.split=''")[-1]
+    assert same["config"]["evaluation.split"] == "" and base["config"]["evaluation.split"] == "test"
+    assert same["hashed"]["evaluation.split"] == base["hashed"]["evaluation.split"] == {"xnli": "test"}
+    assert same["config_hash"] == base["config_hash"]
 
 
 def test_per_task_steps_must_cover_every_task(capsys):

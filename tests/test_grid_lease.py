@@ -150,7 +150,8 @@ def _done_counts(stderr: str) -> tuple[int, int]:
 def _check_once(results_dir):
     recs = list(ResultsStore(str(results_dir)).iter_records())
     ids = [r["cell_id"] for r in recs]
-    h = config_hash(GridSettings(executor="toy", source_steps=200, fewshot_steps=50, batch_size=16), "toy-logreg")
+    h = config_hash(GridSettings(executor="toy", source_steps=200, fewshot_steps=50, batch_size=16), "toy-logreg",
+                    ["toy_nli"])
     assert len(ids) == len(set(ids)) == TOY_CELLS
     return recs, h
 

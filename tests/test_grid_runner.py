@@ -196,7 +196,7 @@ def test_two_workers_on_a_shared_results_dir(tmp_path):
     recs = list(ResultsStore(str(tmp_path)).iter_records())
     by_worker = {w: {r["cell_id"] for r in recs if r["worker"] == f"{w}/2"} for w in (0, 1)}
     assert by_worker[0] and by_worker[1] and not by_worker[0] & by_worker[1]
-    h = config_hash(SETTINGS, "toy-logreg")
+    h = config_hash(SETTINGS, "toy-logreg", SPEC.tasks)
     assert by_worker[0] | by_worker[1] == {c.cell_id(h) for c in enumerate_cells(SPEC)}
     # the same metrics as one worker doing everything
     single = tmp_path.parent / (tmp_path.name + "-single")

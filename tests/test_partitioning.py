@@ -12,6 +12,7 @@ from flax import linen as nn
 from jax.sharding import PartitionSpec
 
 from jaxlt import partitioning as P
+from jaxlt.gin_flags import load_hardware_rules
 from jaxlt.gin_flags import GIN_ROOT
 from jaxlt.model.config import get_config
 from jaxlt.model.network import init_params
@@ -20,7 +21,7 @@ CONFIG = get_config("mt5_tiny")  # d_model 64, d_ff 128, 4 heads of 16, vocab 10
 
 
 def _placed(rules_file: str, mesh_shape):
-    cfg = P.load_hardware_rules(rules_file)
+    cfg = load_hardware_rules(rules_file)
     mesh = P.create_mesh(mesh_shape)
     boxed = init_params(CONFIG, jax.random.key(0))
     shardings = P.logical_to_shardings(boxed, mesh, cfg.rules())
@@ -57,7 +58,7 @@ def test_fsdp_rules_shard_every_matrix_over_data_and_model():
 def test_pure_fsdp_on_8_devices_and_optimizer_state_follows_params():
     from jaxlt.train.engine import Trainer
 
-    cfg = P.load_hardware_rules("hardware/gpu_8_fsdp.gin")
+    cfg = load_hardware_rules("hardware/gpu_8_fsdp.gin")
     assert tuple(cfg.mesh_shape) == (8, 1)
     trainer = Trainer(CONFIG, batch_size=8, feature_lengths={"inputs": 8, "targets": 8}, mesh=cfg.make_mesh(),
                       rules=cfg.rules())
@@ -80,14 +81,14 @@ def test_data_and_tensor_parallel_rules():
     assert wi.sharding.spec == PartitionSpec(None, None, "model")
     assert _shard_shape(wi) == (2, 64, 64)
     # Activations [batch, length, embed] keep embed whole under FSDP: batch claims 'data' first.
-    fsdp = P.load_hardware_rules("hardware/rules/fsdp.gin").rules()
+    fsdp = load_hardware_rules("hardware/rules/fsdp.gin").rules()
     assert nn.logical_to_mesh_axes(("batch", "length", "embed"), fsdp) == PartitionSpec("data", None, None)
 
 
 @pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(GIN_ROOT, "hardware", "*.gin"))),
                          ids=os.path.basename)
 def test_every_hardware_file_parses_to_a_valid_layout(path):
-    cfg = P.load_hardware_rules(os.path.relpath(path, GIN_ROOT))
+    cfg = load_hardware_rules(os.path.relpath(path, GIN_ROOT))
     names = {name for name, _ in cfg.rules()}
     assert set(P.LOGICAL_AXES) <= names, set(P.LOGICAL_AXES) - names
     assert len(cfg.mesh_shape) == 2

@@ -8,7 +8,7 @@ import gin
 import pytest
 from model_fixtures import make_hf_checkpoint
 
-from jaxlt import cli
+from jaxlt import cli, gin_flags
 from jaxlt.train.fixture_task import CLASSES, make_examples
 
 FAST = "--gin.jaxlt.train.{}.compiler_options={{'xla_backend_optimization_level': 0}}"
@@ -97,9 +97,9 @@ def test_eval_config_reaches_evaluate_and_clashes_are_refused(tmp_path, capsys):
     with gin.unlock_config():
         gin.parse_config(["EvalConfig.rank_classification = True", "EvalConfig.max_examples = 5",
                           "EvalConfig.split = 'test'"])
-    assert run.evaluation_kwargs("evaluate_run") == {"rank_classification": True, "max_examples": 5, "split": "test"}
-    assert run.evaluation_kwargs("train_run") == {"rank_classification": True, "eval_split": "test"}
+    assert gin_flags.evaluation_kwargs("evaluate_run") == {"rank_classification": True, "max_examples": 5, "split": "test"}
+    assert gin_flags.evaluation_kwargs("train_run") == {"rank_classification": True, "eval_split": "test"}
     with gin.unlock_config():
         gin.parse_config("jaxlt.train.evaluate_run.split = 'validation'")
     with pytest.raises(ValueError, match="EvalConfig.split = 'test' but jaxlt.train.evaluate_run.split = 'validation'"):
-        run.evaluation_kwargs("evaluate_run")
+        gin_flags.evaluation_kwargs("evaluate_run")

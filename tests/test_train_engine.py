@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from jaxlt import partitioning as P
+from jaxlt.gin_flags import load_hardware_rules
 from jaxlt.model.config import get_config
 from jaxlt.model.network import init_params
 from jaxlt.train.checkpointing import Checkpointer
@@ -26,7 +27,7 @@ FAST = {"xla_backend_optimization_level": 0}
 
 @functools.lru_cache(maxsize=None)
 def trainer(mesh_shape=(1, 1), rules_file=None, accumulation_steps=1) -> Trainer:
-    rules = P.load_hardware_rules(rules_file).rules() if rules_file else P.DATA_PARALLEL_RULES
+    rules = load_hardware_rules(rules_file).rules() if rules_file else P.DATA_PARALLEL_RULES
     return Trainer(CONFIG, batch_size=BATCH, feature_lengths=LENGTHS, mesh=P.create_mesh(mesh_shape),
                    rules=rules, accumulation_steps=accumulation_steps, compiler_options=FAST)
 

@@ -7,7 +7,7 @@ import json
 import logging
 import sys
 
-from jaxlt.gin_flags import add_gin_arguments, parse_gin, split_gin_bindings
+from jaxlt.gin_flags import add_gin_arguments, split_gin_bindings
 
 RUN_FILE = "runs/eval.gin"
 
@@ -41,29 +41,15 @@ def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs every file it writes at INFO
     from jaxlt.train import run
+    from jaxlt.commands._run_config import configure
 
-    import gin
-
-    run.import_before_parsing()
-    # Not finalized yet: gin's own check would report only the first missing macro.
-    parse_gin([RUN_FILE, *args.gin_file], bindings, args.gin_search_paths, finalize=False)
     try:
-        run.check_required_macros(run.EVAL_MACROS, RUN_FILE)
-    except run.MissingMacroError as e:
-        print(f"jaxlt evaluate: {e}", file=sys.stderr)
-        return 2
-    gin.finalize()
-    run.setup_jax()
-    from jaxlt import experiment
-
-    model = experiment.from_gin("model")
-    run.configure_process(experiment.from_gin("data").data_dir,
-                          model.vocabulary or run.checkpoint_vocabulary(gin.query_parameter("%CHECKPOINT_PATH")))
-    try:
-        evaluation = run.evaluation_kwargs("evaluate_run")
+        cfg = configure("evaluate_run", RUN_FILE, run.EVAL_MACROS, "CHECKPOINT_PATH", args.gin_file, bindings,
+                        args.gin_search_paths)
     except ValueError as e:
         print(f"jaxlt evaluate: error: {e}", file=sys.stderr)
         return 2
-    results = run.evaluate_run(progress=not args.no_progress, model=model, **evaluation)
+    results = run.evaluate_run(progress=not args.no_progress, model=cfg.model, hardware=cfg.hardware,
+                               **cfg.evaluation)
     print(json.dumps(results))
     return 0

@@ -116,7 +116,7 @@ def _main(argv: list[str]) -> int:
                 print(json.dumps(cell_plan(cell, settings, done=cell not in plan.todo)))
             print(json.dumps({"config_hash": runner.hash, "model": runner.spec.model,
                               "cells": len(plan.my_cells), "grid_spec": runner.spec.to_dict(),
-                              "config": settings.to_dict(), "hashed": settings.hashed_dict()}))
+                              "config": settings.to_dict(), "hashed": settings.hashed_dict(spec.tasks)}))
             return 0
         if args.list_cells:
             for cell in plan.my_cells:
@@ -145,8 +145,12 @@ def parse_grid_gin(gin_files, bindings, search_paths) -> None:
     """
     import gin
 
+    from jaxlt.gin_flags import expand_aliases, grid_alias_groups
     from jaxlt.grid import configurables
 
+    # A command-line binding of `grid_settings.X` or of the typed field it names rebinds both: the
+    # command line wins over the files; two files binding the two names differently are refused.
+    bindings = expand_aliases(bindings, grid_alias_groups())
     # One configuration per call: the demo and tests call this in-process, after gin was finalized.
     with gin.unlock_config():
         gin.clear_config()
@@ -188,12 +192,14 @@ def make_catalog(settings):
     return TrainerCatalog(settings)
 
 
-def make_executor(settings):
-    """The executor named by `grid_settings.executor`."""
+def make_executor(settings, hardware=None):
+    """The executor named by `grid_settings.executor`; the Trainer one on `hardware` (a
+    PartitioningConfig; None: the one gin/hardware files bind, read here at the command layer)."""
     if settings.executor == "toy":
         from jaxlt.grid.toy import ToyExecutor
 
         return ToyExecutor(settings)
     from jaxlt.grid.executor import TrainerExecutor
+    from jaxlt.partitioning import PartitioningConfig
 
-    return TrainerExecutor(settings)
+    return TrainerExecutor(settings, hardware=hardware if hardware is not None else PartitioningConfig())

@@ -7,7 +7,7 @@ import json
 import logging
 import sys
 
-from jaxlt.gin_flags import add_gin_arguments, parse_gin, split_gin_bindings
+from jaxlt.gin_flags import add_gin_arguments, split_gin_bindings
 
 RUN_FILE = "runs/finetune.gin"
 
@@ -43,41 +43,19 @@ def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs every file it writes at INFO
     from jaxlt.train import run
+    from jaxlt.commands._run_config import configure
 
-    import gin
-
-    run.import_before_parsing()
-    # Not finalized yet: gin's own check would report only the first missing macro.
-    parse_gin([RUN_FILE, *args.gin_file], bindings, args.gin_search_paths, finalize=False)
     try:
-        run.check_required_macros(run.TRAIN_MACROS, RUN_FILE)
-    except run.MissingMacroError as e:
-        print(f"jaxlt train: {e}", file=sys.stderr)
-        return 2
-    gin.finalize()
-    run.setup_jax()
-    from jaxlt import experiment
-
-    # The one configuration: typed configs from gin, and the process's data and vocabulary (the
-    # tasks tokenise with the checkpoint's SentencePiece model unless the model config names one).
-    model, data = experiment.from_gin("model"), experiment.from_gin("data")
-    try:
-        run.check_data_config_agrees(data, gin.query_parameter("%BATCH_SIZE"),
-                                     gin.query_parameter("%TASK_FEATURE_LENGTHS"),
-                                     gin.query_parameter("jaxlt.train.train_run.accumulation_steps"))
+        cfg = configure("train_run", RUN_FILE, run.TRAIN_MACROS, "INITIAL_CHECKPOINT_PATH", args.gin_file, bindings,
+                        args.gin_search_paths)
     except ValueError as e:
         print(f"jaxlt train: error: {e}", file=sys.stderr)
         return 2
-    run.configure_process(data.data_dir,
-                          model.vocabulary or run.checkpoint_vocabulary(gin.query_parameter("%INITIAL_CHECKPOINT_PATH")))
-    try:
-        evaluation = run.evaluation_kwargs("train_run")
-    except ValueError as e:
-        print(f"jaxlt train: error: {e}", file=sys.stderr)
-        return 2
-    summary = run.train_run(progress=not args.no_progress, model=model, optimizer=experiment.from_gin("optimizer"),
-                            **evaluation)
+    summary = run.train_run(progress=not args.no_progress, model=cfg.model, optimizer=cfg.optimizer,
+                            hardware=cfg.hardware, **cfg.evaluation)
     print(json.dumps(summary))
     if args.print_config:
+        import gin
+
         print(gin.operative_config_str())
     return 0

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import gin
 
-from jaxlt import experiment
+from jaxlt import experiment, gin_flags
 from jaxlt.grid.settings import FLAT_NAMES, GridSettings
 from jaxlt.grid.spec import GridSpec
 
@@ -36,7 +36,7 @@ def resolve_settings(flat: dict) -> GridSettings:
         if name not in FLAT_NAMES:
             continue
         section, field = FLAT_NAMES[name]
-        bound, typed_value = experiment.gin_bound(section, field)
+        bound, typed_value = gin_flags.experiment_bound(section, field)
         if bound and typed_value != value:
             conflicts.append(f"grid_settings.{name} = {value!r} but {experiment.GIN_NAMES[section]}.{field} = "
                              f"{typed_value!r}")

@@ -95,10 +95,11 @@ class TrainerCatalog:
 
 
 class TrainerExecutor:
-    def __init__(self, settings: GridSettings, *, trainer=None, progress: bool = False):
-        """Loads the pre-trained model once and builds the one Trainer (`trainer` to share one)."""
+    def __init__(self, settings: GridSettings, *, trainer=None, progress: bool = False, hardware=None):
+        """Loads the pre-trained model once and builds the one Trainer (`trainer` to share one) on
+        `hardware` (a `jaxlt.partitioning.PartitioningConfig` the command built from gin/hardware;
+        None: data-parallel over every device)."""
         from jaxlt.data.vocabulary import get_vocabulary
-        from jaxlt.partitioning import PartitioningConfig
         from jaxlt.train.engine import Trainer
 
         self.settings, self.progress = settings, progress
@@ -108,9 +109,9 @@ class TrainerExecutor:
         self.vocabulary = get_vocabulary(self.spm_path)  # explicit: every task below is registered over it
         self.lengths = settings.data.lengths
         if trainer is None:
-            hardware = PartitioningConfig()  # gin/hardware/*.gin, or all devices data-parallel
+            mesh, rules = (hardware.make_mesh(), hardware.rules()) if hardware is not None else (None, None)
             trainer = Trainer(self.config, batch_size=settings.data.batch_size, feature_lengths=self.lengths,
-                              optimizer=settings.optimizer.make(), mesh=hardware.make_mesh(), rules=hardware.rules(),
+                              optimizer=settings.optimizer.make(), mesh=mesh, rules=rules,
                               accumulation_steps=settings.data.accumulation_steps,
                               **settings.optimizer.loss_kwargs())
         self.trainer = trainer

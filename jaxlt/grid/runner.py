@@ -120,7 +120,7 @@ class GridRunner:
         self.spec = normalize_spec(spec)
         self.settings, self.store, self.stage, self.schedule = settings, store, stage, schedule
         self.worker_index, self.num_workers = worker_index, num_workers
-        self.hash = config_hash(settings, self.spec.model)
+        self.hash = config_hash(settings, self.spec.model, self.spec.tasks)
         self._executor_factory = executor_factory
         self._executor: CellExecutor | None = None
         self.progress = progress
@@ -188,7 +188,7 @@ class GridRunner:
 
     def description(self) -> dict:
         # settings: what the hash covers (compared on every start); config: the whole resolved configuration.
-        return {"model": self.spec.model, "settings": self.settings.hashed_dict(), "config": self.settings.to_dict()}
+        return {"model": self.spec.model, "settings": self.settings.hashed_dict(self.spec.tasks), "config": self.settings.to_dict()}
 
     # ---- running
     def run(self) -> Plan:

@@ -123,13 +123,18 @@ class GridSettings:
         own = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in SECTION_TYPES}
         return {**own, **flat_dict(self.sections())}
 
-    def hashed_dict(self) -> dict:
-        """What identifies results: every setting that can change a number (see the module docstring)."""
+    def hashed_dict(self, tasks=()) -> dict:
+        """What identifies results: every setting that can change a number (see the module docstring).
+        With the grid's `tasks`, `evaluation.split` is the split each task is scored on ({task: split},
+        the setting resolved through the dataset table), not the setting ("" = each dataset's own)."""
         own = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
                if f.name not in SECTION_TYPES and f.name not in RESULT_NEUTRAL}
         if not own["divergence_retries"]:  # without retries the factor changes nothing (older hashes hold)
             del own["divergence_retries"], own["retry_lr_factor"]
-        return {**own, **flat_dict(self.sections(), result_only=True)}
+        out = {**own, **flat_dict(self.sections(), result_only=True)}
+        if tasks:
+            out["evaluation.split"] = {task: self.eval_split_for(task) for task in sorted(tasks)}
+        return out
 
     def _steps(self, name: str, task: str) -> int:
         value = getattr(self, name)
@@ -172,7 +177,8 @@ GridSettings.max_decode_length = property(lambda self: self.decode_length,
                                               "or `data.target_length`)")
 
 
-def config_hash(settings: GridSettings, model: str) -> str:
-    """A short stable hash of the settings that change results, plus the model name."""
-    payload = json.dumps({"model": model, **settings.hashed_dict()}, sort_keys=True, separators=(",", ":"))
+def config_hash(settings: GridSettings, model: str, tasks=()) -> str:
+    """A short stable hash of the settings that change results (the evaluation split resolved for
+    each of the grid's `tasks`), plus the model name."""
+    payload = json.dumps({"model": model, **settings.hashed_dict(tasks)}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(payload.encode()).hexdigest()[:12]

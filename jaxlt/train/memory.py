@@ -200,7 +200,9 @@ def main(argv=None) -> int:
     from jaxlt.model.config import get_config
 
     config = get_config(args.model, dtype=args.dtype)
-    hardware = partitioning.load_hardware_rules(args.hardware) if args.hardware else partitioning.PartitioningConfig()
+    from jaxlt.gin_flags import load_hardware_rules
+
+    hardware = load_hardware_rules(args.hardware) if args.hardware else partitioning.PartitioningConfig()
     device_bytes = (_parse_size(args.device_memory) if args.device_memory
                     else device_memory_bytes(jax.devices()[0].device_kind))
     if not device_bytes:

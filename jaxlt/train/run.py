@@ -7,9 +7,12 @@ CHECKPOINT_PATH, MIXTURE_OR_TASK_NAME, EVAL_OUTPUT_DIR, BATCH_SIZE and
 TASK_FEATURE_LENGTHS. gin/models/*.gin set MODEL_NAME and `model_settings`;
 gin/hardware/*.gin set the mesh and logical-axis rules.
 
-The model overrides and the optimizer with its loss are typed configs (`jaxlt.experiment`:
-`jaxlt.train.model_settings.*`, `OptimizerConfig.*`), built from gin once by the command
-and passed in, exactly as `jaxlt grid` builds and passes them.
+The model overrides, the optimizer with its loss and the hardware (mesh and rules) are typed
+configs (`jaxlt.experiment`: `jaxlt.train.model_settings.*`, `OptimizerConfig.*`;
+`jaxlt.partitioning.PartitioningConfig`), built from gin once by the command and passed in,
+exactly as `jaxlt grid` builds and passes them. Nothing here reads gin (the commands do, through
+`jaxlt.gin_flags`); `train_run` / `evaluate_run` are gin-configurable so the run files can bind
+their arguments.
 """
 
 from __future__ import annotations
@@ -23,8 +26,9 @@ from collections.abc import Sequence
 
 import gin
 
-from jaxlt import partitioning  # noqa: F401  (registers PartitioningConfig with gin)
+from jaxlt import partitioning
 from jaxlt.experiment import ModelConfig, OptimizerConfig
+from jaxlt.partitioning import PartitioningConfig
 
 log = logging.getLogger(__name__)
 
@@ -33,25 +37,6 @@ TRAIN_MACROS = ("MODEL_DIR", "MIXTURE_OR_TASK_NAME", "TRAIN_STEPS", "BATCH_SIZE"
 EVAL_MACROS = ("CHECKPOINT_PATH", "MIXTURE_OR_TASK_NAME", "EVAL_OUTPUT_DIR", "BATCH_SIZE",
                "TASK_FEATURE_LENGTHS")
 DEFAULT_TASK_MODULES = ("jaxlt.data.tasks",)
-
-
-class MissingMacroError(ValueError):
-    pass
-
-
-def check_required_macros(names: Sequence[str], run_file: str) -> None:
-    """Raises MissingMacroError naming every required gin macro that has no value."""
-    missing = []
-    for name in names:
-        try:
-            gin.query_parameter(f"%{name}")
-        except ValueError:
-            missing.append(name)
-    if missing:
-        example = " ".join(f"--gin.{m}=..." for m in missing)
-        raise MissingMacroError(
-            f"required gin macro(s) not set: {', '.join(missing)} (needed by {run_file}); "
-            f"bind them in a gin file or on the command line, e.g. {example}")
 
 
 @gin.configurable(module="jaxlt.train")
@@ -79,16 +64,14 @@ def setup_jax(distributed: bool = False, coordinator_address: str | None = None,
 def import_task_modules(modules: Sequence[str]) -> None:
     """Imports modules that register seqio tasks; "module:function" also calls function().
 
-    Runs after gin is finalized, so modules that declare gin configurables are
-    allowed to (the commands import jaxlt.data.tasks before parsing, so its
-    configurables can also be bound from gin files).
+    The commands call this before gin is finalized (modules may declare gin configurables);
+    `train_run` / `evaluate_run` call it again, which only imports what is not imported yet.
     """
-    with gin.unlock_config():
-        for spec in modules:
-            module, _, fn = spec.partition(":")
-            mod = importlib.import_module(module)
-            if fn:
-                getattr(mod, fn)()
+    for spec in modules:
+        module, _, fn = spec.partition(":")
+        mod = importlib.import_module(module)
+        if fn:
+            getattr(mod, fn)()
 
 
 def import_before_parsing() -> None:
@@ -148,57 +131,6 @@ def configure_process(data_dir: str = "", vocabulary: str | None = None) -> None
         tasks.set_vocabulary(find_sentencepiece_model(vocabulary))
 
 
-# EvalConfig field (what jaxlt grid reads) -> its parameter in train_run / evaluate_run (None: not used there)
-EVAL_PARAMETERS = {"split": ("eval_split", "split"), "batch_size": ("eval_batch_size", None),
-                   "max_examples": (None, "max_examples"), "max_decode_length": ("max_decode_length", "max_decode_length"),
-                   "rank_classification": ("rank_classification", "rank_classification")}
-
-
-def evaluation_kwargs(run: str) -> dict:
-    """`train_run` / `evaluate_run` keyword arguments from the EvalConfig bindings in gin, so one
-    `EvalConfig.rank_classification = True` evaluates the same way in train, evaluate and grid.
-    A setting bound both as EvalConfig and as the run's own parameter, differently, is refused."""
-    from jaxlt import experiment
-    from jaxlt.errors import ConfigError
-
-    column = 0 if run == "train_run" else 1
-    out, clashes = {}, []
-    for field, params in EVAL_PARAMETERS.items():
-        param = params[column]
-        bound, value = experiment.gin_bound("evaluation", field)
-        if param is None or not bound or value in ("", 0) and field != "rank_classification":
-            continue  # "" / 0: the run's own default
-        try:
-            theirs = gin.query_parameter(f"jaxlt.train.{run}.{param}")
-        except ValueError:
-            theirs = value
-        if theirs != value:
-            clashes.append(f"EvalConfig.{field} = {value!r} but jaxlt.train.{run}.{param} = {theirs!r}")
-        out[param] = value
-    if clashes:
-        raise ConfigError("one setting bound two ways: " + "; ".join(clashes))
-    return out
-
-
-def check_data_config_agrees(data, batch_size: int, task_feature_lengths: dict, accumulation_steps: int) -> None:
-    """`jaxlt train` takes its batch and lengths from BATCH_SIZE and TASK_FEATURE_LENGTHS: a
-    DataConfig binding (what `jaxlt grid` reads) that says otherwise is refused, not ignored."""
-    from jaxlt import experiment
-    from jaxlt.errors import ConfigError
-
-    theirs = {"batch_size": int(batch_size), "accumulation_steps": int(accumulation_steps),
-              "input_length": int(task_feature_lengths.get("inputs", 0)),
-              "target_length": int(task_feature_lengths.get("targets", 0))}
-    clashes = []
-    for field, value in theirs.items():
-        bound, ours = experiment.gin_bound("data", field)
-        if bound and ours != value:
-            clashes.append(f"DataConfig.{field} = {ours!r} but jaxlt train uses {value!r}")
-    if clashes:
-        raise ConfigError("; ".join(clashes) + " (jaxlt train reads BATCH_SIZE, TASK_FEATURE_LENGTHS and "
-                          "train_run.accumulation_steps)")
-
-
 def checkpoint_vocabulary(path: str | None) -> str | None:
     """The SentencePiece model of a checkpoint (HF dir, hub id, jaxlt dir); None for a random init."""
     if path in (None, "", "random", "none", "None"):
@@ -212,11 +144,12 @@ def checkpoint_vocabulary(path: str | None) -> str | None:
         return None
 
 
-def _partitioning():
-    from jaxlt.partitioning import PartitioningConfig
-
-    cfg = PartitioningConfig()
-    return cfg.make_mesh(), cfg.rules()
+def _mesh_and_rules(hardware: PartitioningConfig | None):
+    """The mesh and rules of `hardware` (a gin/hardware file, built by the command); None:
+    data-parallel over every device."""
+    if hardware is None:
+        return partitioning.create_mesh((-1, 1)), partitioning.DATA_PARALLEL_RULES
+    return hardware.make_mesh(), hardware.rules()
 
 
 def _task_vocabulary_path(task_name: str) -> str | None:
@@ -247,14 +180,14 @@ def train_run(*, model_dir: str, mixture_or_task_name: str, train_steps: int, ba
               pack: bool = False, task_modules: Sequence[str] = DEFAULT_TASK_MODULES,
               tensorboard: bool = True, compiler_options: dict | None = None,
               progress: bool = True, model: ModelConfig | None = None,
-              optimizer: OptimizerConfig | None = None) -> dict:
+              optimizer: OptimizerConfig | None = None, hardware: PartitioningConfig | None = None) -> dict:
     """Fine-tunes and checkpoints into model_dir; resumes exactly if model_dir has a checkpoint.
 
     Model selection: with eval_every (e.g. 200) and best_metric (e.g. "accuracy")
     the eval tasks (default: the mixture's tasks) are evaluated on eval_split and
     the best checkpoint is kept beside the last; `jaxlt evaluate` loads the best.
     `model` (overrides of the checkpoint's config) and `optimizer` (optimizer, schedule and
-    loss) default to the paper's recipe.
+    loss) default to the paper's recipe; `hardware` (mesh and sharding rules) to data-parallel.
     """
     import jax
 
@@ -268,7 +201,7 @@ def train_run(*, model_dir: str, mixture_or_task_name: str, train_steps: int, ba
     import_task_modules(task_modules)
     config, params, spm = load_model(initial_checkpoint_path, model_name, model.overrides(), seed)
     spm = spm or _task_vocabulary_path(mixture_or_task_name)
-    mesh, rules = _partitioning()
+    mesh, rules = _mesh_and_rules(hardware)
     trainer = Trainer(config, batch_size=batch_size, feature_lengths=task_feature_lengths, mesh=mesh,
                       rules=rules, optimizer=optimizer.make(), accumulation_steps=accumulation_steps,
                       packed=pack, compiler_options=compiler_options, **optimizer.loss_kwargs())
@@ -321,7 +254,8 @@ def evaluate_run(*, checkpoint_path: str, mixture_or_task_name: str, output_dir:
                  max_decode_length: int | None = None, rank_classification: bool = False,
                  label_strings: Sequence[str] | None = None, max_examples: int | None = None,
                  task_modules: Sequence[str] = DEFAULT_TASK_MODULES, compiler_options: dict | None = None,
-                 progress: bool = True, model: ModelConfig | None = None) -> dict:
+                 progress: bool = True, model: ModelConfig | None = None,
+                 hardware: PartitioningConfig | None = None) -> dict:
     """Evaluates a checkpoint (jaxlt: its best step, else the last; or an HF dir / hub id) on every
     task of mixture_or_task_name and every split in `split` (a name or a list); writes
     {task}.{split}.metrics.json and .predictions.jsonl. Returns {"task/split": metrics}."""
@@ -339,7 +273,7 @@ def evaluate_run(*, checkpoint_path: str, mixture_or_task_name: str, output_dir:
     model = model or ModelConfig()
     overrides = {k: v for k, v in model.overrides().items() if k in ("dtype", "param_dtype", "scan_unroll")}
     config = dataclasses.replace(loaded.config, **overrides)
-    mesh, rules = _partitioning()
+    mesh, rules = _mesh_and_rules(hardware)
     trainer = Trainer(config, batch_size=batch_size, feature_lengths=task_feature_lengths, mesh=mesh, rules=rules,
                       compiler_options=compiler_options)
     params = trainer.place_params(loaded.params)

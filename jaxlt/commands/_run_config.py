@@ -1,0 +1,56 @@
+"""The one place `jaxlt train` and `jaxlt evaluate` read gin: typed configs built once, passed down.
+
+Parses the run file and the user's files and bindings (a command-line binding of either name
+of an aliased setting rebinds both, so the command line wins, `jaxlt.gin_flags.expand_aliases`),
+checks the run file's required macros, imports the task modules (before gin is finalized:
+they may declare configurables), then builds the model, optimizer, data and hardware configs,
+sets the process's data directory and task vocabulary (seqio tasks are looked up by name),
+and resolves the evaluation keyword arguments.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+from jaxlt.experiment import DataConfig, ModelConfig, OptimizerConfig
+from jaxlt.partitioning import PartitioningConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    model: ModelConfig
+    optimizer: OptimizerConfig
+    data: DataConfig
+    hardware: PartitioningConfig
+    evaluation: dict  # keyword arguments of train_run / evaluate_run
+
+
+def configure(run: str, run_file: str, macros: Sequence[str], checkpoint_macro: str, gin_files: Sequence[str],
+              bindings: Sequence[str], search_paths: str = "") -> RunConfig:
+    """`run` is "train_run" or "evaluate_run". Raises a ValueError (ConfigError, MissingMacroError)
+    naming the problem before any work."""
+    import gin
+
+    from jaxlt import experiment, gin_flags
+    from jaxlt.train import run as run_module
+
+    run_module.import_before_parsing()
+    bindings = gin_flags.expand_aliases(bindings, gin_flags.eval_alias_groups(run))
+    # Not finalized yet: gin's own check would report only the first missing macro.
+    gin_flags.parse_gin([run_file, *gin_files], bindings, search_paths, finalize=False)
+    gin_flags.check_required_macros(macros, run_file)
+    run_module.import_task_modules(gin_flags.query(f"jaxlt.train.{run}.task_modules",
+                                                   run_module.DEFAULT_TASK_MODULES))
+    gin.finalize()
+    run_module.setup_jax()
+    model, data = experiment.from_gin("model"), experiment.from_gin("data")
+    if run == "train_run":
+        gin_flags.check_data_config_agrees(data, gin_flags.query("%BATCH_SIZE"),
+                                           gin_flags.query("%TASK_FEATURE_LENGTHS"),
+                                           gin_flags.query("jaxlt.train.train_run.accumulation_steps", 1))
+    # The tasks tokenise with the checkpoint's SentencePiece model unless the model config names one.
+    run_module.configure_process(
+        data.data_dir, model.vocabulary or run_module.checkpoint_vocabulary(gin_flags.query(f"%{checkpoint_macro}")))
+    return RunConfig(model=model, optimizer=experiment.from_gin("optimizer"), data=data,
+                     hardware=PartitioningConfig(), evaluation=gin_flags.evaluation_kwargs(run))
