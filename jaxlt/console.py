@@ -99,8 +99,8 @@ class Progress:
     """Counts finished units; a bar on a terminal, else a log line every N units or S seconds."""
 
     def __init__(self, total: int, desc: str, *, enabled: bool = True, every_cells: int = 10,
-                 every_s: float = 60.0, stream=None, terminal: bool | None = None):
-        self.total, self.desc, self.enabled = total, desc, enabled
+                 every_s: float = 60.0, stream=None, terminal: bool | None = None, unit: str = "cells"):
+        self.total, self.desc, self.enabled, self.unit = total, desc, enabled, unit
         self.every_cells, self.every_s = max(1, every_cells), every_s
         self.stream = stream if stream is not None else sys.stderr
         self.count, self.t0 = 0, time.time()
@@ -128,13 +128,22 @@ class Progress:
             rate = self.count / elapsed if elapsed > 0 else 0.0
             left = f", about {(self.total - self.count) / rate / 60:.1f} min left" if rate and self.count < self.total \
                 else ""
-            print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {self.desc}: {self.count}/{self.total} cells "
+            print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {self.desc}: {self.count}/{self.total} {self.unit} "
                   f"({elapsed / 60:.1f} min{left})" + (f" last {note}" if note else ""), file=self.stream,
                   flush=True)
 
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
+
+    def track(self, iterable):
+        """Yield from ``iterable``, counting one unit per item; close at the end."""
+        try:
+            for item in iterable:
+                yield item
+                self.update()
+        finally:
+            self.close()
 
 
 def format_seconds(seconds: float) -> str:

@@ -96,3 +96,42 @@ def test_codes_are_chosen_per_feature_set_by_coverage():
     assert typology.vectors("phonology_wals").loc["ar"].notna().sum() == known["ara"]
     pair = typology.pair_features([("en", "ar")]).iloc[0]
     assert pair["PHONO_n_shared"] > 0 and not np.isnan(pair["PHONO"])
+
+
+def test_vectorised_pair_features_equal_the_pair_by_pair_definitions():
+    """pair_features computes IoU and cosines as matrix products over languages; check every pair
+    against wals_iou / cosine applied pair by pair, with a user typology file that extends lang2vec
+    (a synthetic language, and an override of one English property)."""
+    import pandas as pd
+
+    syntax = typology.vectors("syntax_wals")
+    prop = syntax.columns[0]
+    user = pd.DataFrame({prop: [1.0, 0.0], "S_NEW_ORDER": [1.0, np.nan], "P_TONE": [0.0, 1.0]},
+                        index=pd.Index(["syn_a", "en"], name="language"))
+    codes = ["en", "sw", "fi", "ar", "ja", "syn_a"]
+    pairs = [(s, t) for s in codes for t in codes if s != t]
+    got = typology.pair_features(pairs, user=user).set_index(["source", "target"])
+    tables = {fs: typology.vectors(fs) for fs in typology.FEATURE_SETS}
+    for s, t in pairs:
+        for feature, prefix in typology.WALS_PREFIX.items():
+            rows = []
+            for code in (s, t):
+                parts = [user.loc[code, [c for c in user.columns if c.startswith(prefix)]]] if code in user.index else []
+                if code != "syn_a":
+                    parts.append(tables[typology.WALS_SETS[feature]].loc[code])
+                row = pd.concat(parts)
+                rows.append(row[~row.index.duplicated(keep="first")])
+            names = rows[0].index.intersection(rows[1].index)
+            expected = typology.wals_iou(rows[0][names].to_numpy(float), rows[1][names].to_numpy(float))
+            actual = (got.loc[(s, t), feature], got.loc[(s, t), f"{feature}_n_shared"], got.loc[(s, t), f"{feature}_n_union"])
+            assert actual[1:] == expected[1:], (s, t, feature)
+            assert (np.isnan(actual[0]) and np.isnan(expected[0])) or actual[0] == pytest.approx(expected[0]), (s, t, feature)
+        typo = typology.wals_iou(user.loc[s].to_numpy(), user.loc[t].to_numpy())[0] if s in user.index and t in user.index else nan
+        assert (np.isnan(typo) and np.isnan(got.loc[(s, t), "TYPO"])) or got.loc[(s, t), "TYPO"] == pytest.approx(typo)
+        for name, fs in typology.COSINE_SETS.items():
+            known = tables[fs]
+            expected = typology.cosine(known.loc[s], known.loc[t]) if s in known.index and t in known.index else nan
+            value = got.loc[(s, t), f"cos_{name}"]
+            assert (np.isnan(expected) and np.isnan(value)) or value == pytest.approx(expected, rel=1e-9), (s, t, name)
+    # the override is used: en's first syntax property comes from the user file
+    assert got.loc[("en", "syn_a"), "SYNT_n_shared"] >= 1

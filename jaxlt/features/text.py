@@ -27,7 +27,6 @@ from typing import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from jaxlt import atomic, languages
 
@@ -176,7 +175,11 @@ def compute_text_features(source: str | pathlib.Path, cache_dir: str | pathlib.P
     texts = read_text_source(source, extra)
     cache = pathlib.Path(cache_dir) if cache_dir else None
     by_task: dict[str, dict[str, LanguageText]] = collections.defaultdict(dict)
-    for (task, lang), lines in tqdm(sorted(texts.items()), desc="text statistics", disable=len(texts) < 8):
+    from jaxlt.console import Progress
+
+    # a bar on a terminal; in a log file plain lines (every 30 s and at the end), never carriage returns
+    progress = Progress(len(texts), "text statistics", enabled=len(texts) >= 8, every_cells=len(texts), every_s=30, unit="languages")
+    for (task, lang), lines in progress.track(sorted(texts.items())):
         by_task[task][lang] = _cached_stats(lines, cache)
     pairs, langs = [], []
     for task, stats in sorted(by_task.items()):

@@ -186,6 +186,40 @@ def _wals_row(feature: str, code: str, tables: dict, user: pd.DataFrame | None) 
     return row[~row.index.duplicated(keep="first")]
 
 
+def _language_matrix(rows: list[pd.Series | None]) -> np.ndarray:
+    """Stack per-language property rows on the union of their names (NaN where a language lacks one)."""
+    names = pd.Index([]).append([r.index for r in rows if r is not None]).unique() if any(r is not None for r in rows) else pd.Index([])
+    out = np.full((len(rows), len(names)), np.nan)
+    for i, row in enumerate(rows):
+        if row is not None:
+            out[i] = row.reindex(names).to_numpy(float)
+    return out
+
+
+def _iou_matrices(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`wals_iou` for every pair of rows at once: (iou, known for both, union), each languages x languages.
+
+    A property unknown for either language of a pair counts for neither, as in wals_iou; with
+    K = known and B = has the property: shared = K K', intersection = B B', union = B K' + K B' - B B'."""
+    known = (~np.isnan(matrix)).astype(float)
+    has = (matrix == 1).astype(float)
+    inter = has @ has.T
+    union = has @ known.T + known @ has.T - inter
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iou = np.where(union > 0, inter / union, np.nan)
+    return iou, np.rint(known @ known.T).astype(int), np.rint(union).astype(int)
+
+
+def _cosine_matrix(matrix: np.ndarray) -> np.ndarray:
+    """:func:`cosine` for every pair of rows at once, each pair over the entries both rows know."""
+    known = (~np.isnan(matrix)).astype(float)
+    values = np.nan_to_num(matrix)
+    squares = values * values
+    with np.errstate(invalid="ignore", divide="ignore"):
+        norm = np.sqrt((squares @ known.T) * (known @ squares.T))
+        return np.where(norm > 0, (values @ values.T) / norm, np.nan)
+
+
 def pair_features(pairs: list[tuple[str, str]], path: str | pathlib.Path | None = None,
                   user: pd.DataFrame | None = None) -> pd.DataFrame:
     """Wide table: one row per (source, target) with SYNT, PHONO (+ counts), cosines and distances.
@@ -193,31 +227,28 @@ def pair_features(pairs: list[tuple[str, str]], path: str | pathlib.Path | None 
     ``user``: a typology file (jaxlt.features.user.read_typology) for languages lang2vec does not
     know or to extend it: its ``S_*`` / ``P_*`` properties join SYNT / PHONO (aligned with
     lang2vec's by name), and TYPO is the IoU over all its properties when both languages are in it.
+    Computed once per language and as matrix products over the distinct languages (the same
+    numbers as :func:`wals_iou` and :func:`cosine` pair by pair, without a Python loop over pairs).
     """
     extra = set(user.index) if user is not None else set()
     pairs = [(s if s in extra else languages.normalize(s), t if t in extra else languages.normalize(t)) for s, t in pairs]
     tables = {fs: vectors(fs, path) for fs in FEATURE_SETS}
-    rows = []
-    for s, t in pairs:
-        row = {"source": s, "target": t}
-        for feature in WALS_SETS:
-            a, b = _wals_row(feature, s, tables, user), _wals_row(feature, t, tables, user)
-            if a is None or b is None:
-                iou, shared, union = float("nan"), 0, 0
-            else:
-                names = a.index.intersection(b.index)
-                iou, shared, union = wals_iou(a[names].to_numpy(float), b[names].to_numpy(float))
-            row[feature] = iou
-            row[f"{feature}_n_shared"] = shared
-            row[f"{feature}_n_union"] = union
-        if user is not None:
-            row["TYPO"] = wals_iou(user.loc[s].to_numpy(), user.loc[t].to_numpy())[0] if s in extra and t in extra else float("nan")
-        for name, fs in COSINE_SETS.items():
-            known = tables[fs]
-            sim = cosine(known.loc[s].to_numpy(), known.loc[t].to_numpy()) if s in known.index and t in known.index else float("nan")
-            row[f"cos_{name}"] = sim
-        rows.append(row)
-    return pd.DataFrame(rows)
+    codes = sorted({c for pair in pairs for c in pair})
+    index = {c: i for i, c in enumerate(codes)}
+    si = np.array([index[s] for s, _ in pairs], dtype=int)
+    ti = np.array([index[t] for _, t in pairs], dtype=int)
+    out = pd.DataFrame({"source": [s for s, _ in pairs], "target": [t for _, t in pairs]})
+    for feature in WALS_SETS:
+        iou, shared, union = _iou_matrices(_language_matrix([_wals_row(feature, c, tables, user) for c in codes]))
+        out[feature], out[f"{feature}_n_shared"], out[f"{feature}_n_union"] = iou[si, ti], shared[si, ti], union[si, ti]
+    if user is not None:
+        rows = [user.loc[c] if c in extra else None for c in codes]
+        out["TYPO"] = _iou_matrices(_language_matrix(rows))[0][si, ti]
+    for name, fs in COSINE_SETS.items():
+        known = tables[fs]
+        rows = [known.loc[c] if c in known.index else None for c in codes]
+        out[f"cos_{name}"] = _cosine_matrix(_language_matrix(rows))[si, ti] if len(pairs) else np.array([])
+    return out
 
 
 def all_pairs(codes: list[str]) -> list[tuple[str, str]]:

@@ -3,6 +3,7 @@ curves (Figure 1), coefficient plots (Figure 2) and a correlation map (Table 1).
 
 from __future__ import annotations
 
+import functools
 import pathlib
 
 import matplotlib
@@ -13,13 +14,54 @@ matplotlib.use("Agg")  # files only, never a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.collections import PathCollection  # noqa: E402
+from matplotlib.font_manager import FontProperties, findfont, get_font  # noqa: E402
+from matplotlib.path import Path  # noqa: E402
+from matplotlib.textpath import TextToPath  # noqa: E402
+from matplotlib.transforms import Affine2D  # noqa: E402
 
+
+@functools.lru_cache(maxsize=None)
+def _glyphs(weight: str) -> tuple:
+    """(text-to-path converter, its font at the converter's scale, a glyph outline cache shared by all labels)."""
+    converter = TextToPath()
+    font = get_font(findfont(FontProperties(weight=weight)))
+    return converter, font, {}
+
+
+@functools.lru_cache(maxsize=8192)
+def _label_path(text: str, weight: str) -> Path:
+    """The outline of ``text`` at 1 point, centred on its ink (as ha = va = 'center')."""
+    converter, font, glyph_map = _glyphs(weight)
+    font.set_size(converter.FONT_SCALE, converter.DPI)  # the font object is shared with the renderer: set it each time
+    placed, _, _ = converter.get_glyphs_with_font(font, text, glyph_map=glyph_map)
+    if not placed:
+        return Path(np.zeros((1, 2)), [Path.MOVETO])
+    vertices = np.concatenate([glyph_map[g][0] + (x, y) for g, x, y, _ in placed]) / converter.FONT_SCALE
+    codes = np.concatenate([glyph_map[g][1] for g, *_ in placed])
+    return Path(vertices - (vertices.min(axis=0) + vertices.max(axis=0)) / 2, codes)
+
+
+def cell_labels(ax, x, y, texts, colours, fontsize: float, bold=None) -> PathCollection:
+    """Write ``texts`` centred at data points (x, y) as ONE artist of glyph outlines.
+
+    A heatmap of the paper's style has hundreds of numbers; as separate ``ax.text`` artists each
+    is laid out and rasterised on its own (~2 ms each, most of a figure's time). Outlines are
+    built once per distinct label and drawn in a single collection (about 3x faster figures)."""
+    bold = np.zeros(len(texts), bool) if bold is None else np.asarray(bold, bool)
+    paths = [_label_path(t, "bold" if b else "normal") for t, b in zip(texts, bold)]
+    # glyphs in points, scaled to pixels by the figure's dpi at draw time; positions in data units
+    labels = PathCollection(paths, offsets=np.column_stack([x, y]), offset_transform=ax.transData,
+                            transform=Affine2D().scale(fontsize / 72) + ax.figure.dpi_scale_trans,
+                            facecolors=list(colours), edgecolors="none", linewidths=0)
+    ax.add_collection(labels, autolim=False)
+    return labels
 
 
 def save(fig, path: pathlib.Path) -> pathlib.Path:
     """Write a PNG atomically and close the figure."""
-    try:  # constrained layout already fits; a tight bbox would render twice
-        atomic.write_with(str(path), lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
+    try:  # constrained layout already fits; a tight bbox would render twice. zlib level 1: ~4x faster, files ~1.3x larger
+        atomic.write_with(str(path), lambda tmp: fig.savefig(tmp, dpi=100, format="png", pil_kwargs={"compress_level": 1}))
     finally:
         plt.close(fig)
     return path
@@ -66,12 +108,10 @@ def heatmaps(panels: list[dict], title: str, path: pathlib.Path) -> pathlib.Path
         image = ax.imshow(colour, cmap=panel["cmap"], vmin=vmin, vmax=vmax if vmax > vmin else vmin + 1e-9, aspect="auto")
         rgba = image.cmap(image.norm(np.nan_to_num(colour, nan=vmin)))
         dark = (0.299 * rgba[..., 0] + 0.587 * rgba[..., 1] + 0.114 * rgba[..., 2]) < 0.45
-        for i, s in enumerate(sources):
-            for j, t in enumerate(targets):
-                if np.isfinite(text[i, j]):
-                    ax.text(j, i, f"{text[i, j]:.1f}", ha="center", va="center", fontsize=6.5,
-                            color="white" if dark[i, j] and np.isfinite(colour[i, j]) else "black",
-                            fontweight="bold" if s == t else "normal")
+        i, j = np.nonzero(np.isfinite(text))
+        cell_labels(ax, j, i, [f"{v:.1f}" for v in text[i, j]],
+                    np.where(dark[i, j] & np.isfinite(colour[i, j]), "white", "black"), fontsize=6.5,
+                    bold=np.array(sources)[i] == np.array(targets)[j])
         ax.set_xticks(range(len(targets)), targets, fontsize=8)
         ax.set_yticks(range(len(sources)), sources if k == 0 else [], fontsize=8)
         ax.set_xlabel("target", fontsize=8)
@@ -96,15 +136,16 @@ def learning_curves(observed: pd.DataFrame, alphas: pd.DataFrame, title: str, pa
     grid = np.linspace(0, np.log1p(n_max), 50)
     colours = plt.get_cmap("tab10")
     sources = sorted(set(alphas["source"]))
+    points_by_pair = {key: g.sort_values("n_target") for key, g in observed.groupby(["target", "source"], sort=False)}
+    fit_by_pair = {(t, s): (s0, a) for t, s, s0, a in zip(alphas["target"], alphas["source"], alphas["S_T0"], alphas["alpha"])}
     for ax, target in zip(axes.flat, targets):
         for k, source in enumerate(sources):
-            points = observed[(observed["target"] == target) & (observed["source"] == source)].sort_values("n_target")
-            fit = alphas[(alphas["target"] == target) & (alphas["source"] == source)]
-            if points.empty or fit.empty:
+            points, fit = points_by_pair.get((target, source)), fit_by_pair.get((target, source))
+            if points is None or fit is None:
                 continue
             colour = colours(k % 10)
             ax.plot(np.log1p(points["n_target"]), points["S_T"], "o", color=colour, ms=4)
-            ax.plot(grid, fit["S_T0"].iloc[0] + fit["alpha"].iloc[0] * grid, "-", color=colour, lw=1, label=source)
+            ax.plot(grid, fit[0] + fit[1] * grid, "-", color=colour, lw=1, label=source)
         ticks = [n for n in (0, 10, 100, 1000, 10000) if n <= n_max]
         ax.set_xticks(np.log1p(ticks), [str(t) for t in ticks])
         ax.set_title(f"target {target}", fontsize=9)
@@ -152,11 +193,9 @@ def correlation_map(table: pd.DataFrame, path: pathlib.Path, value: str = "pears
     matrix, pvals = matrix.reindex(order), pvals.reindex(order)
     fig, ax = plt.subplots(figsize=(1.3 * matrix.shape[1] + 2.5, 0.35 * matrix.shape[0] + 1.5), layout="constrained")
     image = ax.imshow(matrix.to_numpy(float), cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto")
-    for i in range(matrix.shape[0]):
-        for j in range(matrix.shape[1]):
-            r, p = matrix.iat[i, j], pvals.iat[i, j]
-            if not np.isnan(r):
-                ax.text(j, i, f"{100 * r:.1f}{'*' if p <= 0.05 else ''}", ha="center", va="center", fontsize=7, in_layout=False)
+    r, p = matrix.to_numpy(float), pvals.to_numpy(float)
+    i, j = np.nonzero(~np.isnan(r))
+    cell_labels(ax, j, i, [f"{100 * v:.1f}{'*' if q <= 0.05 else ''}" for v, q in zip(r[i, j], p[i, j])], ["black"] * len(i), fontsize=7)
     ax.set_xticks(range(matrix.shape[1]), matrix.columns, fontsize=8)
     ax.set_yticks(range(matrix.shape[0]), matrix.index, fontsize=8)
     fig.colorbar(image, ax=ax, fraction=0.04, label="Pearson r with S_T - S_S")
@@ -172,16 +211,18 @@ def _run(job: tuple) -> pathlib.Path:
 
 def render_all(jobs: dict[str, tuple], n_jobs: int = 1) -> dict[str, pathlib.Path]:
     """Render figure jobs ``key -> (function, *args[, kwargs])``; with n_jobs > 1 in forked processes."""
-    from tqdm.auto import tqdm
+    from jaxlt.console import Progress
 
     keys = list(jobs)
+    # a bar on a terminal; in a log file plain lines (every 30 s and at the end), never carriage returns
+    progress = Progress(len(keys), "figures", enabled=len(keys) >= 8, every_cells=len(keys), every_s=30, unit="figures")
     if n_jobs > 1 and len(keys) > 1:
         import concurrent.futures
         import multiprocessing
 
         # fork: children inherit the imported modules and data, so there is no start-up cost
         with concurrent.futures.ProcessPoolExecutor(n_jobs, mp_context=multiprocessing.get_context("fork")) as pool:
-            paths = list(tqdm(pool.map(_run, [jobs[k] for k in keys]), total=len(keys), desc="figures", disable=len(keys) < 8))
+            paths = list(progress.track(pool.map(_run, [jobs[k] for k in keys])))
     else:
-        paths = [_run(jobs[k]) for k in tqdm(keys, desc="figures", disable=len(keys) < 8)]
+        paths = [_run(jobs[k]) for k in progress.track(keys)]
     return dict(zip(keys, paths))

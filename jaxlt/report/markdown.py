@@ -7,7 +7,6 @@ import pathlib
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from jaxlt import atomic
 from jaxlt.report import figures
@@ -306,20 +305,7 @@ def write_report(result: AnalysisResult, out_dir: str | pathlib.Path, *, inputs:
            f"{int(100 * opts['coverage'])}% interval from leave-one-target-out residuals, clipped to 0-100, and the probability "
            "that the source is best (bootstrap over target languages and seeds); the per-source-mean baseline's choice beside "
            "it (`jaxlt recommend` for any target and n).\n\n"]
-    rec_rows = []
-    for name, recommender in result.recommenders.items():
-        for target in sorted(set(frame.loc[(frame["task"] + "/" + frame["model"]) == name, "target"])):
-            try:
-                top = recommender.recommend(target)
-            except ValueError as error:
-                rec_rows.append({"task/model": name, "target": target, "recommended": f"not available: {error}"})
-                continue
-            head = top.head(3)
-            rec_rows.append({"task/model": name, "target": target, "recommended": ", ".join(
-                f"{s} {p:.1f} [{lo:.1f}, {hi:.1f}] P(best) {pb:.2f}" for s, p, lo, hi, pb in
-                zip(head["source"], head["predicted"], head["lower"], head["upper"], head["p_best"])),
-                "baseline picks": top.attrs.get("baseline_best") or "", "flags": top["flags"].iloc[0] if len(top) else ""})
-    md.append(markdown_table(pd.DataFrame(rec_rows)))
+    md.append(markdown_table(tables.get("recommendations", pd.DataFrame())))
     md.append("\n## Files\n\n- `tables/*.csv`: every table above, and `analysis_frame.csv` (scores joined with features)\n"
               "- `figures/*.png`\n- `models/*.joblib`: fitted `SourceRecommender`s (`jaxlt recommend --fitted PATH`)\n")
     path = out / "report.md"

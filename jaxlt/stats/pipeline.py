@@ -7,8 +7,8 @@ import logging
 
 import pandas as pd
 from sklearn.base import clone
-from tqdm.auto import tqdm
 
+from jaxlt.console import Progress
 from jaxlt.features.frame import AnalysisData
 from jaxlt.stats import correlations, metaregression, nshot, transfer
 from jaxlt.stats.recommend import SourceRecommender
@@ -63,13 +63,33 @@ def correlation_table(zero: pd.DataFrame, features: list[str], ledger, n_permuta
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
+def recommendation_table(name: str, recommender: SourceRecommender, targets, top: int = 3) -> pd.DataFrame:
+    """The report's table: per target, the ``top`` recommended sources (zero-shot) with interval and P(best),
+    the baseline's pick and the flags; a target the model cannot rank says why."""
+    rows = []
+    for target in sorted(set(targets)):
+        try:
+            table = recommender.recommend(target)
+        except ValueError as error:
+            rows.append({"task/model": name, "target": target, "recommended": f"not available: {error}"})
+            continue
+        head = table.head(top)
+        rows.append({"task/model": name, "target": target, "recommended": ", ".join(
+            f"{s} {p:.1f} [{lo:.1f}, {hi:.1f}] P(best) {pb:.2f}" for s, p, lo, hi, pb in
+            zip(head["source"], head["predicted"], head["lower"], head["upper"], head["p_best"])),
+            "baseline picks": table.attrs.get("baseline_best") or "", "flags": table["flags"].iloc[0] if len(table) else ""})
+    return pd.DataFrame(rows)
+
+
 def _analyze_task(job: tuple) -> dict:
-    """Meta-regression, n-shot model, refit, greedy selection and recommender of one task and model."""
+    """Correlations, meta-regression, n-shot model, refit, greedy selection, recommender and its table
+    for one task and model (one job: tasks run in parallel processes)."""
     from jaxlt.stats.ledger import Ledger
 
     task, model, group, full, settings = job
     ledger, out = Ledger(), {}
     out["ledger"] = ledger.entries  # replayed into the analysis ledger by the parent
+    out["correlations"] = correlation_table(group, settings["correlation_features"], ledger, settings["n_permutations"], settings["seed"])
     name = f"{task}/{model}"
     if group["target"].nunique() < 3:
         ledger.exclude("meta-regression", f"{name} pairs", "fewer than 3 target languages for leave-one-target-out CV", len(group))
@@ -122,6 +142,7 @@ def _analyze_task(job: tuple) -> dict:
     out["recommender"] = SourceRecommender(features=usable, n_features=settings["n_features"], alpha=settings["lasso_alpha"],
                                            coverage=settings["coverage"], seed=settings["seed"]).fit(
         full, zero_cv=pred, alpha_cv=few, zero_model=final, alpha_model=alpha_model)
+    out["recommendations"] = recommendation_table(name, out["recommender"], full["target"])
     return out
 
 
@@ -137,52 +158,50 @@ def analyze(data: AnalysisData, *, n_features: int | str = "cv", lasso_alpha: fl
     zero = frame[frame["n_target"] == 0]
     tables: dict[str, pd.DataFrame] = {}
     tables["analysis_frame"] = frame
-    tables["correlations"] = correlation_table(zero, data.correlation_features, data.ledger, n_permutations, seed)
     tables["n_transformations"] = correlations.n_transformations(frame)
     groups = [(task, model, group) for (task, model), group in zero.groupby(["task", "model"], sort=True)]
-    settings = dict(features=features, n_features=n_features, lasso_alpha=lasso_alpha, coverage=coverage, seed=seed)
+    settings = dict(features=features, n_features=n_features, lasso_alpha=lasso_alpha, coverage=coverage, seed=seed,
+                    correlation_features=list(data.correlation_features), n_permutations=n_permutations)
     jobs = [(task, model, group, frame[(frame["task"] == task) & (frame["model"] == model)], settings) for task, model, group in groups]
+    # a bar on a terminal; in a log file plain lines (every 30 s and at the end), never carriage returns
+    progress = Progress(len(jobs), "meta-regression", enabled=len(jobs) >= 3, every_cells=len(jobs), every_s=30, unit="tasks")
     if n_jobs > 1 and len(jobs) > 1:
         import concurrent.futures
         import multiprocessing
 
-        # fork: workers inherit the imported modules and data; each task's nested CV is independent
+        # Longest first (fits ~ target folds, twice with n-shot results) so no worker is left with a big task at
+        # the end; outputs are put back in task order. fork: workers inherit the imported modules and the data.
+        order = sorted(range(len(jobs)), key=lambda k: -jobs[k][3]["target"].nunique() * (1 + (jobs[k][3]["n_target"] > 0).any()))
         with concurrent.futures.ProcessPoolExecutor(min(n_jobs, len(jobs)), mp_context=multiprocessing.get_context("fork")) as pool:
-            outputs = list(tqdm(pool.map(_analyze_task, jobs), total=len(jobs), desc="meta-regression", disable=len(jobs) < 3))
+            done = list(progress.track(pool.map(_analyze_task, [jobs[k] for k in order])))
+        outputs = [done[order.index(k)] for k in range(len(jobs))]
     else:
-        outputs = [_analyze_task(job) for job in tqdm(jobs, desc="meta-regression", disable=len(jobs) < 3)]
+        outputs = [_analyze_task(job) for job in progress.track(jobs)]
     parts: dict[str, list] = {}
     equations, recommenders = {}, {}
     for output in outputs:
         for entry in output.pop("ledger"):
             data.ledger.replay(entry)
-        if "name" not in output:
-            continue
-        equations[output["name"]] = output.pop("equation")
-        recommenders[output["name"]] = output.pop("recommender")
+        if "name" in output:  # absent where the task could not be modelled (its correlations still count)
+            equations[output["name"]] = output.pop("equation")
+            recommenders[output["name"]] = output.pop("recommender")
         for key, value in output.items():
-            if isinstance(value, pd.DataFrame):
+            if isinstance(value, pd.DataFrame) and not value.empty:
                 parts.setdefault(key, []).append(value)
 
     def joined(key: str) -> pd.DataFrame:
         return pd.concat(parts[key], ignore_index=True) if parts.get(key) else pd.DataFrame()
 
-    fold_rows, nshot_folds, cv_rows, predictions = (parts.get(k, []) for k in ("folds", "nshot_folds", "cv", "predictions"))
-    coefficients, nshot_rows, nshot_predictions, alphas = (parts.get(k, []) for k in ("coefficients", "nshot_cv", "nshot_predictions", "alphas"))
-    greedy = parts.get("greedy", [])
-    tables["metaregression_folds"] = pd.concat(fold_rows, ignore_index=True) if fold_rows else pd.DataFrame()
-    tables["nshot_folds"] = pd.concat(nshot_folds, ignore_index=True) if nshot_folds else pd.DataFrame()
-    tables["metaregression_cv"] = pd.concat(cv_rows, ignore_index=True) if cv_rows else pd.DataFrame()
-    tables["metaregression_predictions"] = pd.concat(predictions, ignore_index=True) if predictions else pd.DataFrame()
-    tables["metaregression_coefficients"] = pd.concat(coefficients, ignore_index=True) if coefficients else pd.DataFrame()
-    tables["nshot_cv"] = pd.concat(nshot_rows, ignore_index=True) if nshot_rows else pd.DataFrame()
-    tables["nshot_predictions"] = pd.concat(nshot_predictions, ignore_index=True) if nshot_predictions else pd.DataFrame()
-    tables["nshot_alpha"] = pd.concat(alphas, ignore_index=True) if alphas else pd.DataFrame()
+    for key, name in (("correlations", "correlations"), ("recommendations", "recommendations"), ("folds", "metaregression_folds"),
+                      ("nshot_folds", "nshot_folds"), ("cv", "metaregression_cv"), ("predictions", "metaregression_predictions"),
+                      ("coefficients", "metaregression_coefficients"), ("nshot_cv", "nshot_cv"),
+                      ("nshot_predictions", "nshot_predictions"), ("alphas", "nshot_alpha")):
+        tables[name] = joined(key)
     relative = transfer.relative_zero_shot(frame)
     tables["relative_transfer"] = relative
     tables["source_ranking"] = transfer.source_ranking(relative, target_groups)
     tables["drop_correlations"] = transfer.drop_correlations(frame)
-    tables["greedy_selection"] = pd.concat(greedy, ignore_index=True) if greedy else pd.DataFrame()
+    tables["greedy_selection"] = joined("greedy")
     tables["pair_features"] = pair_feature_table(frame, data.correlation_features)
     tables["language_codes"] = language_codes(frame)
     tables["ledger"] = pd.DataFrame(data.ledger.records(), columns=["kind", "stage", "what", "reason", "count", "examples"])
