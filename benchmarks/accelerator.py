@@ -28,6 +28,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_train import model_flops, random_batch  # noqa: E402  (same FLOP count and batches as bench_train)
 
 # Dense bf16 peak FLOP/s per device, by `device_kind` substring (most specific first).
 PEAK_BF16 = (("H200", 989e12), ("H100 PCIe", 756e12), ("H100", 989e12), ("A100", 312e12), ("L40S", 362e12),
@@ -41,15 +42,6 @@ def peak_flops(device_kind: str) -> float | None:
         if key.lower() in device_kind.lower():
             return value
     return None
-
-
-def _batch(rng, batch, lin, lout, vocab):
-    enc = rng.integers(2, vocab, size=(batch, lin)).astype(np.int32)
-    tgt = rng.integers(2, vocab, size=(batch, lout)).astype(np.int32)
-    tgt[:, -1] = 1
-    dec = np.concatenate([np.zeros((batch, 1), np.int32), tgt[:, :-1]], axis=1)
-    return {"encoder_input_tokens": enc, "decoder_input_tokens": dec, "decoder_target_tokens": tgt,
-            "decoder_loss_weights": np.ones((batch, lout), np.float32)}
 
 
 def _peak_memory(device) -> int | None:
@@ -75,7 +67,6 @@ def settings_that_fit(config, batch, lengths, mesh, device_bytes, compiler_optio
 def train_throughput(config, batch, lin, lout, steps, mesh, device_bytes, peak, compiler_options, say) -> dict:
     import jax
 
-    from bench_train import model_flops
     from jaxlt.model.network import init_params
     from jaxlt.train import memory
     from jaxlt.train.engine import Trainer
@@ -88,7 +79,7 @@ def train_throughput(config, batch, lin, lout, steps, mesh, device_bytes, peak, 
                       accumulation_steps=accumulation, compiler_options=compiler_options)
     state = trainer.init_state(init_params(config, jax.random.key(0)))
     compile_s = trainer.compile()
-    data = [_batch(np.random.default_rng(i), batch, lin, lout, config.vocab_size) for i in range(2)]
+    data = [random_batch(np.random.default_rng(i), batch, lin, lout, config.vocab_size) for i in range(2)]
     state, metrics = trainer.train_step(state, data[0])  # warm-up
     jax.block_until_ready(metrics["loss"])
     t0 = time.perf_counter()
@@ -138,19 +129,15 @@ def packed_cells_per_hour(config, batch, lin, lout, pack, steps, mesh, compiler_
     from jaxlt.model.network import unboxed_init_params
     from jaxlt.train.engine import Trainer
     from jaxlt.train.optimizer import make_optimizer
+    from jaxlt.train.packed import PackedTrainer
 
-    try:
-        from jaxlt.train.packed import PackedTrainer
-    except ImportError:
-        say("  packed few-shot cells/hour: not available (no jaxlt.train.packed)")
-        return {}
     trainer = Trainer(config, batch_size=batch, feature_lengths={"inputs": lin, "targets": lout},
                       optimizer=make_optimizer(), mesh=mesh, compiler_options=compiler_options)
     packed = PackedTrainer(trainer, pack)
     params = unboxed_init_params(config, jax.random.key(2))
     state = packed.init_state([params] * pack)
     compile_s = packed.compile()
-    data = [_batch(np.random.default_rng(i), batch, lin, lout, config.vocab_size) for i in range(steps + 1)]
+    data = [random_batch(np.random.default_rng(i), batch, lin, lout, config.vocab_size) for i in range(steps + 1)]
     state, _, _ = packed.train(state, [iter(data[:1]) for _ in range(pack)], [1] * pack, list(range(pack)))  # warm-up
     iterators = [iter(data[1:]) for _ in range(pack)]
     t0 = time.perf_counter()

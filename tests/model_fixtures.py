@@ -30,6 +30,20 @@ TINY_SIZES = dict(vocab_size=1024, d_model=32, d_kv=8, d_ff=64, num_layers=2, nu
                   relative_attention_num_buckets=16, relative_attention_max_distance=24)
 
 
+def padded_batch(seed: int = 0, vocab: int = 1024, input_lengths=(13, 5, 9), target_lengths=(7, 3, 11),
+                 input_width: int = 14, target_width: int = 11):
+    """Random inputs and targets of the given lengths, each ending in EOS (1), right-padded with 0."""
+    rng = np.random.RandomState(seed)
+    enc = np.zeros((len(input_lengths), input_width), np.int64)
+    tgt = np.zeros((len(target_lengths), target_width), np.int64)
+    for i, (n, m) in enumerate(zip(input_lengths, target_lengths)):
+        enc[i, :n - 1] = rng.randint(3, vocab, n - 1)
+        enc[i, n - 1] = 1
+        tgt[i, :m - 1] = rng.randint(3, vocab, m - 1)
+        tgt[i, m - 1] = 1
+    return enc, tgt
+
+
 def build_torch_model(kind: str = "mt5", seed: int = 0, fast_init: bool = False, **sizes):
     """A random transformers model in eval mode (dropout off).
 

@@ -10,7 +10,7 @@ import torch
 
 from jaxlt.model import decoding, hf_io, losses
 from jaxlt.model.network import Transformer
-from model_fixtures import make_hf_checkpoint, build_torch_model
+from model_fixtures import build_torch_model, make_hf_checkpoint, padded_batch
 
 # mt5: google/mt5-* (untied); t5_v1_0: tied + rescaled; mt5_tied: a transformers-5 default mT5
 # (tied, never rescaled); t5_tied_unscaled: transformers 5 T5Config(tie_word_embeddings=False).
@@ -24,17 +24,7 @@ def _forward(config, params, enc, dec_in):
 
 
 def _batch(seed=0, vocab=1024):
-    """Varied-length inputs and targets, each ending in EOS, right-padded with 0."""
-    rng = np.random.RandomState(seed)
-    in_lens, tgt_lens = [13, 5, 9], [7, 3, 11]
-    enc = np.zeros((3, 14), np.int64)
-    tgt = np.zeros((3, 11), np.int64)
-    for i, (n, m) in enumerate(zip(in_lens, tgt_lens)):
-        enc[i, :n - 1] = rng.randint(3, vocab, n - 1)
-        enc[i, n - 1] = EOS
-        tgt[i, :m - 1] = rng.randint(3, vocab, m - 1)
-        tgt[i, m - 1] = EOS
-    return enc, tgt
+    return padded_batch(seed, vocab)
 
 
 @pytest.fixture(scope="module", params=KINDS)

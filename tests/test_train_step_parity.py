@@ -16,24 +16,14 @@ from jaxlt import partitioning as P
 from jaxlt.model import hf_io
 from jaxlt.train.engine import Trainer
 from jaxlt.train.optimizer import make_optimizer
-from model_fixtures import build_torch_model, make_hf_checkpoint
+from model_fixtures import build_torch_model, make_hf_checkpoint, padded_batch
 
-EOS = 1
 FAST = {"xla_backend_optimization_level": 0}
 
 
 def _batch(seed=0, vocab=1024):
     """Rows of different target lengths, so a per-token mean differs from a mean of row means."""
-    rng = np.random.RandomState(seed)
-    in_lens, tgt_lens = [13, 5, 9, 14], [2, 11, 6, 9]
-    enc = np.zeros((4, 14), np.int64)
-    tgt = np.zeros((4, 11), np.int64)
-    for i, (n, m) in enumerate(zip(in_lens, tgt_lens)):
-        enc[i, :n - 1] = rng.randint(3, vocab, n - 1)
-        enc[i, n - 1] = EOS
-        tgt[i, :m - 1] = rng.randint(3, vocab, m - 1)
-        tgt[i, m - 1] = EOS
-    return enc, tgt
+    return padded_batch(seed, vocab, input_lengths=(13, 5, 9, 14), target_lengths=(2, 11, 6, 9))
 
 
 def _rel(a, b) -> float:
