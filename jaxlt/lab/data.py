@@ -26,8 +26,8 @@ import os
 import random
 from collections.abc import Sequence
 
-from jaxlt.lab.grammar import (Clause, Language, LanguageParams, NounPhrase, np_key, random_clause,
-                               random_noun_phrase)
+from jaxlt.lab.grammar import (ADJECTIVES, NOUNS, VERBS, Clause, Language, LanguageParams, NounPhrase,
+                               np_key, random_clause, random_noun_phrase)
 
 SEED = 0
 NLI_LABELS = ("entailment", "neutral", "contradiction")  # XNLI's label words and order
@@ -37,14 +37,18 @@ SPLITS = ("train", "validation", "test")
 SPLIT_SIZES = {"train": 2000, "validation": 200, "test": 300}
 
 DEFAULT_LANGUAGES = (
+    # A family with graded distance from syn_a: the closer a language, the more of the base word
+    # forms it keeps AND the more of its structure it shares (as related languages do), so the planted
+    # similarity is not dominated by parameters the tasks ignore; syn_c (modifier order) and syn_d
+    # (script only, cognates transliterated, names in Latin letters) isolate one route each.
     LanguageParams("syn_a", "SVO", "AN", "pre", "isolating", "latin", 1.0),
-    LanguageParams("syn_b", "SVO", "AN", "pre", "isolating", "latin", 0.8),
-    LanguageParams("syn_c", "SOV", "NA", "post", "isolating", "latin", 0.6),
-    LanguageParams("syn_d", "VSO", "NA", "pre", "agglutinative", "latin", 0.6),
-    LanguageParams("syn_e", "SVO", "AN", "pre", "agglutinative", "latin", 0.4),
-    LanguageParams("syn_f", "VOS", "AN", "post", "isolating", "latin", 0.8),
-    LanguageParams("syn_g", "SOV", "NA", "post", "agglutinative", "cyrillic", 0.6),
-    LanguageParams("syn_h", "SVO", "AN", "pre", "isolating", "greek", 0.9),
+    LanguageParams("syn_b", "SVO", "AN", "pre", "isolating", "latin", 0.9),
+    LanguageParams("syn_c", "SVO", "NA", "pre", "isolating", "latin", 0.7),
+    LanguageParams("syn_d", "SVO", "AN", "pre", "isolating", "cyrillic", 0.8),
+    LanguageParams("syn_e", "SOV", "NA", "post", "isolating", "latin", 0.6),
+    LanguageParams("syn_f", "SOV", "NA", "post", "agglutinative", "latin", 0.5),
+    LanguageParams("syn_g", "VSO", "NA", "post", "agglutinative", "latin", 0.3),
+    LanguageParams("syn_h", "VSO", "NA", "post", "agglutinative", "greek", 0.2),
 )
 
 
@@ -60,21 +64,40 @@ def _split_rng(task: str, split: str, seed: int) -> random.Random:
     return random.Random(f"jaxlt-lab-{task}-{split}-{seed}")
 
 
+# The lab's world pairs every adjective with one opposite (what makes a contradiction).
+OPPOSITES = (("big", "small"), ("old", "young"), ("red", "black"), ("happy", "tired"),
+             ("quick", "quiet"), ("brave", "kind"))
+OPPOSITE = {**dict(OPPOSITES), **{b: a for a, b in OPPOSITES}}
+
+
 def nli_meanings(split: str, size: int, seed: int = SEED) -> list[tuple[Clause, Clause, int]]:
-    """(premise, hypothesis, label index) triples; labels cycle so the classes are balanced."""
+    """(premise, hypothesis, label index) triples; labels cycle so the classes are balanced.
+
+    The premise: an agent with an adjective (`big dog`) does something to a patient (a noun or a
+    name). The hypothesis: an intransitive clause with the same agent noun and verb and an adjective:
+    *entailment*: the premise's adjective (`big dog sees`); *contradiction*: its opposite (`small dog
+    sees`); *neutral*: another, compatible adjective (`red dog sees`: a big dog may be red). The label
+    is a function of the two adjectives' concepts, so it survives word order, modifier order, case
+    suffixes and script; what it takes is the lexicon (which forms are the same adjective and which
+    are opposites), which a target language shares with the source only through shared word forms.
+    (A first version also had neutral hypotheses about a noun not in the premise: noun matching was
+    not learnt by the tiny model in 600 steps, see benchmarks/README.md.)"""
     rng = _split_rng("lab_nli", split, seed)
     out = []
     for i in range(size):
-        # One-word noun phrases and no place: what decides the label is who does what to whom.
-        premise = random_clause(rng, transitive=True, place_rate=0.0, simple=True)
+        adjective = rng.choice(ADJECTIVES)
+        head = rng.choice(NOUNS)
+        agent = NounPhrase("noun", head, modifier=adjective)
+        patient = random_noun_phrase(rng, exclude=(head,), simple=True)
+        premise = Clause(agent, rng.choice(VERBS), patient)
         label = i % 3
         if label == 0:
-            subject = premise.agent
+            subject = agent
         elif label == 2:
-            subject = premise.patient
+            subject = NounPhrase("noun", head, modifier=OPPOSITE[adjective])
         else:
-            subject = random_noun_phrase(rng, exclude=(np_key(premise.agent), np_key(premise.patient)),
-                                         simple=True)
+            other = rng.choice([a for a in ADJECTIVES if a not in (adjective, OPPOSITE[adjective])])
+            subject = NounPhrase("noun", head, modifier=other)
         out.append((premise, Clause(subject, premise.verb), label))
     rng.shuffle(out)
     return out

@@ -135,10 +135,12 @@ def base_lexicon(seed: int) -> dict[str, str]:
 
 
 def concept_ranks(seed: int) -> dict[str, float]:
-    """A fixed uniform draw per concept: a language with share s keeps the base form of the
-    concepts with rank < s (so shares are nested across languages)."""
-    rng = random.Random(f"jaxlt-lab-ranks-{seed}")
-    return {concept: rng.random() for concept in CONCEPTS}
+    """A seeded order of the concepts as ranks i / N: a language with share s keeps the base form
+    of the concepts with rank < s, i.e. exactly ceil(s * N) of them (so shares are nested across
+    languages and the realised share is the planted one)."""
+    order = list(CONCEPTS)
+    random.Random(f"jaxlt-lab-ranks-{seed}").shuffle(order)
+    return {concept: i / len(order) for i, concept in enumerate(order)}
 
 
 def transliterate(text: str, script: str) -> str:

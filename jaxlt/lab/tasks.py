@@ -46,8 +46,9 @@ def ensure_lab_data(data_dir: str, params=data.DEFAULT_LANGUAGES, seed: int = da
 
     from jaxlt import atomic
 
+    # `version`: bumped whenever the generator changes what it writes for the same parameters
     want = {"seed": seed, "languages": [p.as_row() for p in params], "sizes": data.SPLIT_SIZES,
-            "version": 1}
+            "version": 2}
     marker = os.path.join(data_dir, MARKER)
     if os.path.isfile(marker):
         with open(marker) as f:
