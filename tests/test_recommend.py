@@ -123,3 +123,49 @@ def test_cli_out_of_the_box_and_from_a_saved_model(tmp_path):
 def test_cli_errors(argv, message):
     code, _, err = _run(["recommend", *argv, "--bootstrap", "5"])
     assert code == 2 and message in err
+
+
+def _sources_equal_frame(rng, source_sd: float = 0.0, seeds: int = 3):
+    """4 sources x 8 languages; S_T = target effect + source effect + seed noise. The source effect is
+    ``source_sd`` times the standardised SIZE_S (0: all sources equal, and then no feature carries signal;
+    SYNT and SIZE_T per pair never do)."""
+    codes = ["en", "de", "fi", "sw", "ar", "ru", "hi", "id"]
+    size = rng.uniform(0, 1, 4)
+    target_effect, source_effect = rng.normal(0, 8, len(codes)), source_sd * (size - size.mean()) / size.std()
+    rows = []
+    for i, s in enumerate(codes[:4]):
+        for j, t in enumerate(codes):
+            if s != t:
+                runs = 60 + source_effect[i] + target_effect[j] + rng.normal(0, 2, seeds)
+                rows.append(dict(task="t", model="m", source=s, target=t, n_target=0, S_T=runs.mean(),
+                                 score_std=runs.std(ddof=1), n_seeds=seeds, S_S=70 + rng.normal(0, 0.5), SIZE_S=size[i],
+                                 SYNT=rng.uniform(), SIZE_T=rng.uniform()))
+    return pd.DataFrame(rows)
+
+
+def _confident_rate(sims: int, source_sd: float, seed: int, n_bootstrap: int = 40) -> float:
+    from jaxlt.stats.metaregression import TransferRegressor
+
+    rng = np.random.default_rng(seed)
+    features = ["S_S", "SIZE_S", "SYNT", "SIZE_T"]
+    confident = []
+    for k in range(sims):
+        frame = _sources_equal_frame(rng, source_sd)
+        model = TransferRegressor(features=features, n_features=4, alpha=0.01).fit(frame, frame["S_T"])  # fixed: fast
+        # intervals are not under test: in-sample predictions stand in for the LOTO ones (saves 8 refits a draw)
+        cv = frame.assign(observed=frame["S_T"], meta_regression=model.predict(frame).to_numpy())
+        rec = SourceRecommender(features=features, n_features=4, alpha=0.01, n_bootstrap=n_bootstrap, seed=k).fit(
+            frame, zero_cv=cv, zero_model=model)
+        confident.append(rec.recommend("id")["p_best"].max() >= 0.95)
+    return float(np.mean(confident))
+
+
+def test_p_best_is_rarely_confident_when_all_sources_are_equal():
+    """Under the null (no source is better; features carry no signal) a 'confident' recommendation
+    (P(best) >= 0.95) should come at about the nominal 5% or less; when sources truly differ (sd 10
+    points, through a feature the model sees) it should come much more often (the check can fail)."""
+    null = _confident_rate(60, source_sd=0.0, seed=51)
+    different = _confident_rate(20, source_sd=10.0, seed=52)
+    print(f"confident recommendations: {null:.3f} under the null, {different:.3f} when sources differ")
+    assert null <= 0.10  # 60 draws: 0.10 is about 2 binomial sd above 0.05
+    assert different >= 0.3

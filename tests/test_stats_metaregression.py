@@ -132,6 +132,17 @@ def test_refit_ols_matches_statsmodels_formula_on_scaled_data():
         mine = table.loc["const" if term == "Intercept" else term]
         assert mine["std_err_cluster"] == pytest.approx(se)
         assert mine["p_value_cluster"] == pytest.approx(2 * stats.t.sf(abs(two.params[term] / se), 5))
+    # delete-one-language jackknife: statsmodels refits without each language's pairs, t with G - 1 df
+    codes = sorted(set(frame.source) | set(frame.target))
+    refits = np.array([smf.ols("S_T ~ A + B", data=scaled[(scaled.source != c) & (scaled.target != c)]).fit().params
+                       for c in codes])
+    g = len(codes)
+    jack_se = np.sqrt((g - 1) / g * ((refits - refits.mean(axis=0)) ** 2).sum(axis=0))
+    for k, term in enumerate(("Intercept", "A", "B")):
+        mine = table.loc["const" if term == "Intercept" else term]
+        assert mine["std_err_jackknife"] == pytest.approx(jack_se[k])
+        assert mine["p_value_jackknife"] == pytest.approx(2 * stats.t.sf(abs(reference.params[term] / jack_se[k]), g - 1))
+        assert mine["jackknife_deletions"] == g
     eq = mr.equation(table.reset_index())
     assert eq.startswith(f"S_T(0) = {reference.params['Intercept']:.2f} + ") and " A " in eq + " "
 

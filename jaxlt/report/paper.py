@@ -108,6 +108,6 @@ def figure2(coefficients: pd.DataFrame) -> pd.DataFrame:
         rows.append({"task": TASKS[task], "term": term, "paper coef": value.iloc[0] if len(value) else np.nan,
                      "jaxlt coef": mine["coef"] if mine is not None else np.nan,
                      "jaxlt p": mine["p_value"] if mine is not None else np.nan,
-                     "jaxlt p (cluster-robust)": mine["p_value_cluster"] if mine is not None else np.nan,
+                     "jaxlt p (language jackknife)": mine["p_value_jackknife"] if mine is not None else np.nan,
                      "why they differ": why})
     return pd.DataFrame(rows)

@@ -6,8 +6,8 @@ procedure). The number of features and the Lasso penalty are chosen by cross-val
 target languages *inside* the training data (sklearn ``RFECV`` and ``LassoCV`` with
 ``GroupKFold`` on targets), so the outer leave-one-target-language-out evaluation is nested and
 honest. Imputation and scaling are refitted inside every fold. The final equation is refit on
-all data with ordinary least squares (statsmodels) for standard errors and p-values, plain and
-two-way cluster-robust.
+all data with ordinary least squares (statsmodels) for standard errors and p-values: plain, from
+the delete-one-language jackknife, and two-way cluster-robust.
 """
 
 from __future__ import annotations
@@ -239,11 +239,15 @@ def refit_ols(frame: pd.DataFrame, features: list[str], y: str = "S_T") -> pd.Da
         "t": result.tvalues.to_numpy(), "p_value": result.pvalues.to_numpy(),
         "ci_low": ci.iloc[:, 0].to_numpy(), "ci_high": ci.iloc[:, 1].to_numpy(),
     })
-    # Pairs share languages: two-way cluster-robust errors (source, target; t with G - 1 df) beside the plain ones.
-    from jaxlt.stats.correlations import cluster_robust
+    # Pairs share languages: the delete-one-language jackknife (calibrated in simulation) and two-way
+    # cluster-robust errors (source, target; t with G - 1 df; too small with few languages) beside the plain ones.
+    from jaxlt.stats.correlations import cluster_robust, language_jackknife
 
-    se, p = cluster_robust(frame[y].astype(float).to_numpy(), X.to_numpy(), frame["source"], frame["target"])
+    outcome = frame[y].astype(float).to_numpy()
+    se, p = cluster_robust(outcome, X.to_numpy(), frame["source"], frame["target"])
     table["std_err_cluster"], table["p_value_cluster"] = se, p
+    se, p, used = language_jackknife(outcome, X.to_numpy(), frame["source"].to_numpy(), frame["target"].to_numpy())
+    table["std_err_jackknife"], table["p_value_jackknife"], table["jackknife_deletions"] = se, p, used
     table.attrs.update(r2=float(result.rsquared), n=int(result.nobs))
     return table
 
