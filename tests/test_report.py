@@ -36,3 +36,25 @@ def test_heatmap_colours_follow_the_gap_and_the_error(tmp_path):
     for cmap, position in (("RdYlGn", 0.0), ("RdYlGn", 1.0), ("Reds", 0.0), ("Reds", 1.0)):
         colour = np.array(figures.plt.get_cmap(cmap)(position)[:3])
         assert np.min(np.abs(rgb - colour).sum(axis=1)) < 0.05, (cmap, position)
+
+
+def _touch(path):
+    path.write_text("x")
+    return path
+
+
+def test_progress_is_plain_lines_in_a_log_and_a_bar_on_a_terminal(tmp_path, capsys, monkeypatch):
+    """The analysis stage's progress (figures here; the per-task regressions and text statistics use the
+    same console.Progress): in a log file (stderr not a terminal) plain lines, no carriage returns."""
+    from jaxlt import console
+
+    jobs = {f"f{k}": (_touch, tmp_path / f"{k}.txt") for k in range(9)}
+    paths = figures.render_all(jobs, n_jobs=1)
+    assert sorted(p.name for p in paths.values()) == sorted(f"{k}.txt" for k in range(9))
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].endswith("figures: 9/9 figures (0.0 min)"), lines
+    monkeypatch.setattr(console, "is_terminal", lambda stream=None: True)  # a terminal: tqdm's bar
+    figures.render_all(jobs, n_jobs=1)
+    assert "\r" in capsys.readouterr().err
