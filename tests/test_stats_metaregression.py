@@ -190,6 +190,7 @@ def test_cv_choices_match_sklearn_run_by_hand():
     rfe = RFECV(Lasso(alpha=alpha, max_iter=100_000), cv=splits, scoring="neg_root_mean_squared_error").fit(scaled, frame["S_T"])
     assert model.selected_ == [f for f, keep in zip(features, rfe.support_) if keep]
     assert model.cv_scores_.idxmax() == rfe.n_features_
+    np.testing.assert_allclose(model.cv_scores_.to_numpy(), rfe.cv_results_["mean_test_score"], rtol=1e-12)
 
 
 def test_model_row_is_flagged_when_a_baseline_beats_it():
