@@ -113,7 +113,10 @@ def heatmaps(panels: list[dict], title: str, path: pathlib.Path) -> pathlib.Path
                     np.where(dark[i, j] & np.isfinite(colour[i, j]), "white", "black"), fontsize=6.5,
                     bold=np.array(sources)[i] == np.array(targets)[j])
         ax.set_xticks(range(len(targets)), targets, fontsize=8)
-        ax.set_yticks(range(len(sources)), sources if k == 0 else [], fontsize=8)
+        if k == 0:  # later panels share the rows: no y ticks (each tick is several artists)
+            ax.set_yticks(range(len(sources)), sources, fontsize=8)
+        else:
+            ax.set_yticks([])
         ax.set_xlabel("target", fontsize=8)
         if k == 0:
             ax.set_ylabel("source", fontsize=8)
