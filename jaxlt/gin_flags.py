@@ -118,19 +118,25 @@ def check_required_macros(names: Sequence[str], run_file: str) -> None:
             f"bind them in a gin file or on the command line, e.g. {example}")
 
 
-def load_hardware_rules(gin_file: str):
-    """Parses one gin/hardware file in isolation and returns its PartitioningConfig (tests, tools)."""
+def load_hardware(gin_file: str):
+    """Parses one gin/hardware file in isolation -> (PartitioningConfig, ModelConfig, DataConfig): the
+    mesh and rules, and the memory settings it may set (remat, micro-batches) (tests, tools)."""
     import gin
 
-    import jaxlt.experiment  # noqa: F401  (model_settings: hardware files may set remat)
+    from jaxlt import experiment
     from jaxlt.partitioning import PartitioningConfig
 
     with gin.config_scope(None):
         gin.clear_config()
         parse_gin([gin_file], [], finalize=False)
-        cfg = PartitioningConfig()
+        out = PartitioningConfig(), experiment.from_gin("model"), experiment.from_gin("data")
         gin.clear_config()
-    return cfg
+    return out
+
+
+def load_hardware_rules(gin_file: str):
+    """Parses one gin/hardware file in isolation and returns its PartitioningConfig (tests, tools)."""
+    return load_hardware(gin_file)[0]
 
 
 # ---------------------------------------------------------------------------------------------

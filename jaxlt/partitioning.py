@@ -171,6 +171,9 @@ class PartitioningConfig:
     mesh_shape: tuple[int, ...] = (-1, 1)
     axis_names: tuple[str, ...] = ("data", "model")
     logical_axis_rules: Rules = DATA_PARALLEL_RULES
+    # Memory of one device in bytes (what `--dry_run` compares its estimate with); 0: from the
+    # device kind when known (`jaxlt.train.memory.DEVICE_MEMORY`).
+    device_memory: float = 0.0
 
     def make_mesh(self, devices: Sequence[jax.Device] | None = None) -> Mesh:
         return create_mesh(self.mesh_shape, self.axis_names, devices)

@@ -194,3 +194,23 @@ def test_tasks_command_refuses_a_missing_data_dir(tmp_path, capsys):
 
     assert tasks_command.main(["--data_dir", str(tmp_path / "nope")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_dry_run_prints_the_memory_estimate_per_device(capsys):
+    """The paper grid on one 80 GB GPU: the analytic estimate (instant on a CPU host) under the
+    hardware file's remat and micro-batches, and whether it fits the file's declared memory."""
+    from jaxlt.model.config import get_config
+    from jaxlt.train import memory
+
+    args = ["--gin_file", "runs/grid_paper.gin", "--gin_file", "hardware/gpu_1.gin"]
+    assert grid_command.main(["--dry_run", "--no_progress", *args]) == 0
+    line = [x for x in capsys.readouterr().out.splitlines() if x.startswith("memory per device")]
+    assert len(line) == 1 and "analytic estimate" in line[0] and "remat='dots', accumulation_steps=2" in line[0]
+    assert "fits 75 GiB" in line[0]
+    last = dry_run_json(capsys, *args)[-1]
+    config = last["config"]
+    expected = memory.analytic_train_memory(
+        get_config("mt5_base", dtype=config["model.dtype"], param_dtype=config["model.param_dtype"], remat="dots"),
+        config["data.batch_size"], {"inputs": config["data.input_length"], "targets": config["data.target_length"]},
+        mesh_shape=(1, 1), accumulation_steps=2)
+    assert last["memory_per_device_bytes"] == expected.total_bytes

@@ -23,7 +23,7 @@ class RunConfig:
     optimizer: OptimizerConfig
     data: DataConfig
     hardware: PartitioningConfig
-    evaluation: dict  # keyword arguments of train_run / evaluate_run
+    evaluation: dict  # further keyword arguments of train_run / evaluate_run (evaluation, micro-batches)
 
 
 def configure(run: str, run_file: str, macros: Sequence[str], checkpoint_macro: str, gin_files: Sequence[str],
@@ -45,12 +45,15 @@ def configure(run: str, run_file: str, macros: Sequence[str], checkpoint_macro: 
     gin.finalize()
     run_module.setup_jax()
     model, data = experiment.from_gin("model"), experiment.from_gin("data")
+    extra = {}
     if run == "train_run":
+        # micro-batches: train_run's own binding, else DataConfig's (a gin/hardware file sets it)
+        accumulation = gin_flags.query("jaxlt.train.train_run.accumulation_steps", data.accumulation_steps)
         gin_flags.check_data_config_agrees(data, gin_flags.query("%BATCH_SIZE"),
-                                           gin_flags.query("%TASK_FEATURE_LENGTHS"),
-                                           gin_flags.query("jaxlt.train.train_run.accumulation_steps", 1))
+                                           gin_flags.query("%TASK_FEATURE_LENGTHS"), accumulation)
+        extra["accumulation_steps"] = int(accumulation)
     # The tasks tokenise with the checkpoint's SentencePiece model unless the model config names one.
     run_module.configure_process(
         data.data_dir, model.vocabulary or run_module.checkpoint_vocabulary(gin_flags.query(f"%{checkpoint_macro}")))
     return RunConfig(model=model, optimizer=experiment.from_gin("optimizer"), data=data,
-                     hardware=PartitioningConfig(), evaluation=gin_flags.evaluation_kwargs(run))
+                     hardware=PartitioningConfig(), evaluation={**gin_flags.evaluation_kwargs(run), **extra})

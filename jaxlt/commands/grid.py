@@ -39,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --dry_run: one JSON object per planned cell (task, source, target, n, seed, "
                         "strategy, sampling, eval_split, done), then one with the config hash and the whole "
                         "resolved configuration")
+    p.add_argument("--compiled_memory", action="store_true",
+                   help="with --dry_run: the memory estimate from XLA's compiled train step (the default on an "
+                        "accelerator; on a CPU host the instant analytic estimate is printed instead)")
     p.add_argument("--schedule", choices=("static", "dynamic"), default="static",
                    help="static: each worker runs its fixed share (--worker_index of --num_workers); dynamic: "
                         "every worker takes the next unleased source run or cell from the shared results "
@@ -111,12 +114,14 @@ def _main(argv: list[str]) -> int:
         plan = runner.plan()
         runner.validate(plan)
         runner.store.check_or_write_manifest(runner.hash, runner.description(), write=False)
+        memory = memory_estimate(spec, settings, compiled=True if args.compiled_memory else None)
         if args.json:
             for cell in plan.my_cells:
                 print(json.dumps(cell_plan(cell, settings, done=cell not in plan.todo)))
             print(json.dumps({"config_hash": runner.hash, "model": runner.spec.model,
                               "cells": len(plan.my_cells), "grid_spec": runner.spec.to_dict(),
-                              "config": settings.to_dict(), "hashed": settings.hashed_dict(spec.tasks)}))
+                              "config": settings.to_dict(), "hashed": settings.hashed_dict(spec.tasks),
+                              "memory_per_device_bytes": memory[0].total_bytes if memory else None}))
             return 0
         if args.list_cells:
             for cell in plan.my_cells:
@@ -124,6 +129,8 @@ def _main(argv: list[str]) -> int:
         mine = [r for r in runner.store.iter_records() if r.get("config_hash") == runner.hash] \
             if os.path.isdir(runner.store.root) else []
         print(json.dumps(plan.summary(settings, mine), indent=1))
+        if memory:
+            print(memory[1])
         return 0
     try:
         runner.run()
@@ -165,6 +172,25 @@ def parse_grid_gin(gin_files, bindings, search_paths) -> None:
         parse_gin(gin_files, bindings, search_paths, finalize=False)
     if not gin.config_is_locked():
         gin.finalize()
+
+
+def memory_estimate(spec, settings, compiled: bool | None = None):
+    """(estimate, line) of the training memory per device for the grid's model on the gin/hardware
+    mesh (`jaxlt.train.memory.step_memory`); None for the toy executor or an unknown architecture."""
+    if settings.executor == "toy":
+        return None
+    from jaxlt.partitioning import PartitioningConfig
+    from jaxlt.train import memory
+
+    config = memory.architecture(settings.model.pretrained, spec.model)
+    if config is None:
+        return None
+    hardware = PartitioningConfig()  # the gin/hardware file's (read here, at the command layer)
+    estimate = memory.step_memory(config.replace(**settings.model.overrides()), settings.data.batch_size,
+                                  settings.data.lengths, hardware,
+                                  accumulation_steps=settings.data.accumulation_steps,
+                                  optimizer=settings.optimizer.make(), compiled=compiled)
+    return estimate, memory.format_estimate(estimate, memory.hardware_device_bytes(hardware))
 
 
 def import_trainer_modules() -> None:
