@@ -6,7 +6,7 @@ and passed explicitly to the library: nothing below the commands reads gin or mo
 train the same way in all three:
 
     jaxlt.train.model_settings.{dtype, param_dtype, dropout_rate, remat, scan_unroll,
-                                pretrained, init_seed, vocabulary}         -> ModelConfig
+                                logits_chunk_size, pretrained, init_seed, vocabulary} -> ModelConfig
     OptimizerConfig.{name, learning_rate, clip_norm, warmup_steps, decay_steps, weight_decay,
                      b1, b2, eps, z_loss, label_smoothing, loss_normalizing_factor}
     DataConfig.{data_dir, batch_size, input_length, target_length, source_size,
@@ -18,7 +18,8 @@ Defaults are the paper's recipe (Appendix A.4): Adam, learning rate 3e-4, global
 constant normaliser, no label smoothing), as its PyTorch / transformers fine-tuning.
 
 Every field can change a result except those listed in each class's `RESULT_NEUTRAL` (speed and
-memory knobs: evaluation batch size, rematerialisation, layer-loop unrolling, micro-batching);
+memory knobs: evaluation batch size, rematerialisation, layer-loop unrolling, the loss's vocabulary
+chunks, micro-batching);
 `flat_dict(..., result_only=True)` gives the keys the grid hashes.
 """
 
@@ -55,8 +56,12 @@ class ModelConfig:
     dropout_rate: float | None = None  # None: the checkpoint's
     remat: str = "none"
     scan_unroll: int = 1
+    # Vocabulary columns per chunk of the training loss (the full float32 logits are never
+    # materialised); None: 16,384 at mT5's 250,112 vocabulary, plain below 65,536; 0: plain.
+    # Equal to the plain loss within float tolerance (tests/test_chunked_loss.py), like remat.
+    logits_chunk_size: int | None = None
 
-    RESULT_NEUTRAL: ClassVar[tuple[str, ...]] = ("remat", "scan_unroll")
+    RESULT_NEUTRAL: ClassVar[tuple[str, ...]] = ("remat", "scan_unroll", "logits_chunk_size")
 
     def __post_init__(self):
         _check(self.dtype in ("float32", "bfloat16", "float16"), f"model dtype {self.dtype!r} is not "
@@ -66,6 +71,8 @@ class ModelConfig:
         _check(self.dropout_rate is None or 0.0 <= self.dropout_rate < 1.0,
                f"model dropout_rate must be in [0, 1), got {self.dropout_rate}")
         _check(int(self.scan_unroll) >= 1, f"model scan_unroll must be >= 1, got {self.scan_unroll}")
+        _check(self.logits_chunk_size is None or int(self.logits_chunk_size) >= 0,
+               f"model logits_chunk_size must be >= 0 or None, got {self.logits_chunk_size}")
 
     def overrides(self) -> dict[str, Any]:
         """Fields applied on top of a checkpoint's (or a named) model config."""
@@ -73,6 +80,8 @@ class ModelConfig:
                "scan_unroll": int(self.scan_unroll)}
         if self.dropout_rate is not None:
             out["dropout_rate"] = float(self.dropout_rate)
+        if self.logits_chunk_size is not None:
+            out["logits_chunk_size"] = int(self.logits_chunk_size)
         return out
 
 

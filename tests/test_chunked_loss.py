@@ -112,3 +112,18 @@ def test_default_chunks_only_large_vocabularies():
     with pytest.raises(ValueError, match="logits_chunk_size"):
         get_config("mt5_tiny", logits_chunk_size=-1)
     assert "logits_chunk_size" not in get_config("mt5_small").to_hf_dict()
+
+
+def test_the_chunk_size_is_a_model_setting():
+    """`jaxlt.train.model_settings.logits_chunk_size` reaches the model config the Trainer uses."""
+    import pytest
+
+    from jaxlt.experiment import ConfigError, ModelConfig
+    from jaxlt.model.config import get_config
+
+    base = get_config("mt5_tiny")
+    assert base.replace(**ModelConfig().overrides()).loss_chunk == base.loss_chunk
+    assert base.replace(**ModelConfig(logits_chunk_size=4096).overrides()).loss_chunk == 4096
+    assert base.replace(**ModelConfig(logits_chunk_size=0).overrides()).loss_chunk == 0
+    with pytest.raises(ConfigError, match="logits_chunk_size"):
+        ModelConfig(logits_chunk_size=-1)

@@ -5,19 +5,13 @@ import itertools
 import json
 
 import pytest
+from model_fixtures import no_process_data_dir_fixture
 
 from jaxlt.commands import grid as grid_command
 from jaxlt.grid.settings import GridSettings, config_hash
 
-@pytest.fixture(autouse=True)
-def no_process_data_dir(monkeypatch):
-    """The grid reads the hub unless told otherwise: no data directory left by another test."""
-    from jaxlt.data import sources
-
-    monkeypatch.delenv(sources.DATA_DIR_ENV, raising=False)
-    sources.set_data_dir(None)
-    yield
-    sources.set_data_dir(None)
+# The grid reads the hub unless told otherwise: no data directory left by another test.
+no_process_data_dir = pytest.fixture(autouse=True)(no_process_data_dir_fixture)
 
 
 # The paper's design, written out from its text (section 3, Table 4, footnote 4), not from the preset.
@@ -120,7 +114,8 @@ def test_a_result_changing_binding_changes_the_hash_and_is_refused(tmp_path, cap
 
 @pytest.mark.parametrize("binding", ["EvalConfig.batch_size=3", "grid_settings.pack_cells=4",
                                      "grid_settings.toy_step_seconds=0.001",
-                                     "jaxlt.train.model_settings.remat='full'", "DataConfig.accumulation_steps=2"])
+                                     "jaxlt.train.model_settings.remat='full'", "DataConfig.accumulation_steps=2",
+                                     "jaxlt.train.model_settings.logits_chunk_size=4096"])
 def test_speed_and_memory_settings_keep_the_hash(capsys, binding):
     assert dry_run_json(capsys, *TOY)[-1]["config_hash"] == \
         dry_run_json(capsys, *TOY, f"--gin.{binding}")[-1]["config_hash"]
