@@ -197,3 +197,19 @@ def test_findings_on_a_planted_results_table():
     assert found["above_chance"] > 0
     assert found["fewshot_curve"][10] > found["fewshot_curve"][0]
     assert "rising with n" in truth.findings_markdown({"lab_nli": found})
+
+
+def test_findings_name_the_route_that_carries_transfer():
+    """Transfer built to depend only on sharing the script: that route has r = 1, the report says so."""
+    import pandas as pd
+
+    langs = truth.languages_table(data.DEFAULT_LANGUAGES)
+    script = dict(zip(langs["language"], langs["script"]))
+    rows = [{"task": "lab_ner", "source": s, "target": t, "n_target": 0, "metric": "f1",
+             "score": 80.0 if s == t else 20.0 + 40.0 * (script[s] == script[t])}
+            for s in ("syn_a", "syn_d") for t in langs["language"]]
+    found = truth.findings(pd.DataFrame(rows), langs, {"lab_ner": {"chance": 5.0}})["lab_ner"]
+    assert found["routes"]["script"] == pytest.approx(1.0)
+    assert set(found["routes"]) <= set(grammar.PARAMETERS)
+    assert max(found["routes"], key=found["routes"].get) == "script"
+    assert "script +1.00" in truth.findings_markdown({"lab_ner": found})

@@ -66,14 +66,16 @@ def _similarity(a: pd.Series, b: pd.Series, parameters: Sequence[str]) -> float:
 
 
 def planted_similarity_table(languages: pd.DataFrame) -> pd.DataFrame:
-    """Long (source, target, similarity) over ordered pairs of different languages."""
+    """Long (source, target, similarity, and one `same_<parameter>` column per parameter: that
+    parameter's term of the similarity) over ordered pairs of different languages."""
     parameters = [c for c in languages.columns if c != "language"]
     rows = []
     for _, a in languages.iterrows():
         for _, b in languages.iterrows():
             if a["language"] != b["language"]:
                 rows.append({"source": a["language"], "target": b["language"],
-                             "similarity": _similarity(a, b, parameters)})
+                             "similarity": _similarity(a, b, parameters),
+                             **{f"same_{k}": _similarity(a, b, [k]) for k in parameters}})
     return pd.DataFrame(rows)
 
 
@@ -152,6 +154,9 @@ def findings(results: pd.DataFrame, languages: pd.DataFrame, chance: dict) -> di
         if len(merged) >= 3 and merged["gap"].nunique() > 1 and merged["similarity"].nunique() > 1:
             r, p = stats.pearsonr(merged["similarity"], merged["gap"])
             entry.update(pearson_r=float(r), p_value=float(p), pairs=len(merged))
+            # which planted routes go with the transfer gap: r(that parameter's term, gap)
+            entry["routes"] = {c[len("same_"):]: float(stats.pearsonr(merged[c], merged["gap"])[0])
+                               for c in merged.columns if c.startswith("same_") and merged[c].nunique() > 1}
         elif len(merged):
             entry.update(pairs=len(merged), pearson_r=None, p_value=None,
                          note="correlation undefined: the transfer gap is the same for every pair")
@@ -195,6 +200,12 @@ def findings_markdown(found: dict) -> str:
             parts.append(f"Transfer gap S_T - S_S vs planted similarity over {e['pairs']} source-target "
                          f"pairs: Pearson r = {e['pearson_r']:.2f} (p = {e['p_value']:.3g}), {agrees}"
                          + (" and significant at 0.05." if e["p_value"] <= 0.05 and e["pearson_r"] > 0 else "."))
+        routes = e.get("routes", {})
+        if routes:
+            ranked = sorted(routes.items(), key=lambda kv: -kv[1])
+            parts.append("Per planted parameter, r(parameter agrees, S_T - S_S): "
+                         + ", ".join(f"{k} {v:+.2f}" for k, v in ranked)
+                         + " (the parameters vary together in the lab family, so these overlap).")
         curve = e.get("fewshot_curve", {})
         if len(curve) > 1:
             ns = sorted(curve)
