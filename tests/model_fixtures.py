@@ -164,3 +164,18 @@ def read_config_json(directory) -> dict:
 
 def torch_state_numpy(model) -> dict[str, np.ndarray]:
     return {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
+
+
+def no_process_data_dir_fixture():
+    """An autouse fixture for modules that read data: no data directory left by another test or the
+    environment (JAXLT_DATA_DIR), before and after each test. Use as
+    `no_process_data_dir = pytest.fixture(autouse=True)(no_process_data_dir_fixture)`."""
+    import pytest
+
+    from jaxlt.data import sources
+
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.delenv(sources.DATA_DIR_ENV, raising=False)
+        sources.set_data_dir(None)
+        yield
+        sources.set_data_dir(None)

@@ -9,6 +9,7 @@ import unicodedata
 
 import datasets
 import pytest
+from model_fixtures import no_process_data_dir_fixture
 
 from jaxlt.data import examples, formats, sources
 
@@ -37,12 +38,7 @@ HUB_FEATURES = {
                                 "sentence2": datasets.Value("string"),
                                 "label": datasets.ClassLabel(names=["0", "1"])}),
 }
-@pytest.fixture(autouse=True)
-def no_configured_dir(monkeypatch):
-    monkeypatch.delenv(sources.DATA_DIR_ENV, raising=False)
-    sources.set_data_dir(None)
-    yield
-    sources.set_data_dir(None)
+no_configured_dir = pytest.fixture(autouse=True)(no_process_data_dir_fixture)
 
 
 def read_jsonl(path):
