@@ -88,7 +88,7 @@ def test_analytic_state_bytes_follow_the_sharding_rules(rules_file, mesh):
     cfg = get_config("mt5_tiny", num_layers=2)
     trainer = Trainer(cfg, batch_size=16, feature_lengths=LENGTHS, mesh=P.create_mesh(mesh), rules=rules)
     ours = memory.analytic_train_memory(cfg, 16, LENGTHS, mesh_shape=mesh, rules=rules)
-    assert 0 <= memory._state_bytes_per_device(trainer) - ours.state_bytes <= 16
+    assert 0 <= memory.state_bytes_per_device(trainer) - ours.state_bytes <= 16
 
 
 @pytest.mark.parametrize("hardware_file", ["hardware/gpu_1.gin", "hardware/tpu_v5e_8.gin"])

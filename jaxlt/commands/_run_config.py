@@ -53,7 +53,20 @@ def configure(run: str, run_file: str, macros: Sequence[str], checkpoint_macro: 
                                            gin_flags.query("%TASK_FEATURE_LENGTHS"), accumulation)
         extra["accumulation_steps"] = int(accumulation)
     # The tasks tokenise with the checkpoint's SentencePiece model unless the model config names one.
-    run_module.configure_process(
-        data.data_dir, model.vocabulary or run_module.checkpoint_vocabulary(gin_flags.query(f"%{checkpoint_macro}")))
+    configure_process(data.data_dir,
+                      model.vocabulary or run_module.checkpoint_vocabulary(gin_flags.query(f"%{checkpoint_macro}")))
     return RunConfig(model=model, optimizer=experiment.from_gin("optimizer"), data=data,
                      hardware=PartitioningConfig(), evaluation={**gin_flags.evaluation_kwargs(run), **extra})
+
+
+def configure_process(data_dir: str = "", vocabulary: str | None = None) -> None:
+    """The process-wide data directory and task vocabulary, set once here (the seqio tasks that
+    `train_run` / `evaluate_run` look up by name read them; the grid and the model features pass
+    both explicitly instead)."""
+    from jaxlt.data import sources, tasks
+    from jaxlt.data.vocabulary import find_sentencepiece_model
+
+    if data_dir:
+        sources.set_data_dir(sources.resolve_data_dir(data_dir))
+    if vocabulary:
+        tasks.set_vocabulary(find_sentencepiece_model(vocabulary))

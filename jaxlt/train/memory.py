@@ -59,7 +59,7 @@ class MemoryEstimate:
         return self.total_bytes <= headroom * device_bytes
 
 
-def _state_bytes_per_device(trainer) -> int:
+def state_bytes_per_device(trainer) -> int:
     import jax
 
     total = 0
@@ -101,7 +101,7 @@ def train_step_memory(config, batch_size: int, lengths: Mapping[str, int], *, me
                           output_bytes=int(analysis.output_size_in_bytes),
                           alias_bytes=int(analysis.alias_size_in_bytes),
                           temp_bytes=int(analysis.temp_size_in_bytes),
-                          state_bytes=_state_bytes_per_device(trainer))
+                          state_bytes=state_bytes_per_device(trainer))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -119,18 +119,6 @@ def load_model(initial_checkpoint_path: str | None, model_name: str | None, over
     return config, loaded.params, spm
 
 
-def configure_process(data_dir: str = "", vocabulary: str | None = None) -> None:
-    """The process-wide data directory and task vocabulary, set once by `jaxlt train`/`evaluate`
-    (seqio tasks are looked up by name, so their data and vocabulary are process settings)."""
-    from jaxlt.data import sources, tasks
-    from jaxlt.data.vocabulary import find_sentencepiece_model
-
-    if data_dir:
-        sources.set_data_dir(sources.resolve_data_dir(data_dir))
-    if vocabulary:
-        tasks.set_vocabulary(find_sentencepiece_model(vocabulary))
-
-
 def checkpoint_vocabulary(path: str | None) -> str | None:
     """The SentencePiece model of a checkpoint (HF dir, hub id, jaxlt dir); None for a random init."""
     if path in (None, "", "random", "none", "None"):
