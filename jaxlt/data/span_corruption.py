@@ -245,11 +245,15 @@ def record_text(dataset: str, record: dict) -> str:
 def register_text_span_corruption_task(name: str, texts_by_split: Callable[[str], Sequence[str]],
                                        splits: Sequence[str] = ("train",),
                                        max_tokens: int = MAX_TOKENS,
-                                       concat_batch: int | None = CONCAT_BATCH) -> str:
-    """Registers (once) a span-corruption task over any text source; returns its name."""
+                                       concat_batch: int | None = CONCAT_BATCH,
+                                       vocabulary: str | None = None) -> str:
+    """Registers (once) a span-corruption task over any text source; returns its name.
+    `vocabulary`: a SentencePiece model (None: the configured one, `jaxlt.data.tasks.set_vocabulary`);
+    the caller's name should tell vocabularies apart (`jaxlt.data.tasks.vocabulary_suffix`)."""
     if name in seqio.TaskRegistry.names():
         return name
     from jaxlt.data.tasks import output_features
+    from jaxlt.data.vocabulary import get_vocabulary
 
     def dataset_fn(split: str, shuffle_files: bool = False, seed: int | None = None):
         del shuffle_files, seed
@@ -264,7 +268,8 @@ def register_text_span_corruption_task(name: str, texts_by_split: Callable[[str]
     seqio.TaskRegistry.add(
         name, source=seqio.FunctionDataSource(dataset_fn, splits=list(splits)),
         preprocessors=span_corruption_preprocessors(max_tokens, concat_batch=concat_batch),
-        output_features=output_features(), metric_fns=[])
+        output_features=output_features(None if vocabulary is None else get_vocabulary(vocabulary)),
+        metric_fns=[])
     return name
 
 

@@ -132,15 +132,19 @@ def train_sentencepiece(lines: list[str], out_path: str, vocab_size: int) -> str
     return out_path
 
 
-def batches(config: PretrainConfig, docs: list[str]):
-    """Span-corrupted, feature-converted batches (numpy), deterministic for the seed."""
+def batches(config: PretrainConfig, docs: list[str], vocabulary: str | None = None):
+    """Span-corrupted, feature-converted batches (numpy), deterministic for the seed; `vocabulary`:
+    the SentencePiece model (None: the configured one)."""
     import seqio
 
     from jaxlt.data.span_corruption import register_text_span_corruption_task
+    from jaxlt.data.tasks import vocabulary_suffix
 
     name = f"lab_pretrain_span_corruption_{hashlib.sha256(json.dumps(dataclasses.asdict(config), sort_keys=True).encode()).hexdigest()[:8]}"
+    name += vocabulary_suffix(vocabulary)
     # concat_batch=1: each document chunked on its own, as the shipped lab model was pre-trained
-    register_text_span_corruption_task(name, lambda split: docs, max_tokens=config.max_tokens, concat_batch=1)
+    register_text_span_corruption_task(name, lambda split: docs, max_tokens=config.max_tokens, concat_batch=1,
+                                       vocabulary=vocabulary)
     lengths = {"inputs": config.input_length, "targets": config.target_length}
     ds = seqio.get_mixture_or_task(name).get_dataset(lengths, split="train", shuffle=False,
                                                       seed=config.seed, num_epochs=1, use_cached=False)
@@ -166,7 +170,7 @@ def pretrain(config: PretrainConfig, out_dir: str, *, save: bool = True, progres
     import numpy as np
 
     from jaxlt import atomic, partitioning
-    from jaxlt.data import tasks as data_tasks
+    from jaxlt.data.vocabulary import get_vocabulary
     from jaxlt.model.hf_io import save_hf_checkpoint
     from jaxlt.model.network import unboxed_init_params
     from jaxlt.train.engine import Trainer
@@ -177,8 +181,7 @@ def pretrain(config: PretrainConfig, out_dir: str, *, save: bool = True, progres
     docs = corpus(config)
     spm_path = train_sentencepiece(vocabulary_text(config, docs), os.path.join(out_dir, "spiece.model"),
                                    config.spm_vocab_size)
-    data_tasks.set_vocabulary(spm_path)
-    vocab_size = data_tasks.VOCABULARY.delegate.vocab_size
+    vocab_size = get_vocabulary(spm_path).vocab_size  # passed explicitly: no process-wide vocabulary
     model_config = config.model_config(vocab_size)
     log.info("corpus: %d documents; vocabulary %d pieces (model vocab %d); %.0fs", len(docs), vocab_size,
              model_config.vocab_size, time.perf_counter() - t0)
@@ -194,7 +197,7 @@ def pretrain(config: PretrainConfig, out_dir: str, *, save: bool = True, progres
     recipe = {"config": dataclasses.asdict(config), "model": model_config.to_hf_dict(), "parameters": n_params,
               "documents": len(docs), "spm_vocab_size": vocab_size, "jax": jax.__version__,
               "command": "jaxlt lab pretrain " + " ".join(sys.argv[3:] if sys.argv[1:3] == ["lab", "pretrain"] else [])}
-    iterator = batches(config, docs)
+    iterator = batches(config, docs, spm_path)
     losses = []
     start = time.perf_counter()
     with atomic.atomic_path(log_path) as tmp_log, open(tmp_log, "w") as log_file:  # renamed when complete
