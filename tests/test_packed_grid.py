@@ -85,7 +85,12 @@ def test_packed_fewshot_stage_reproduces_the_unpacked_records(tmp_path, trainer,
     settings = dataclasses.replace(SETTINGS, pack_cells=3)
     executor = TrainerExecutor(settings, trainer=trainer)
     executor.packer.batching = batching
+    loads = []
+    load_source = executor.load_source
+    executor.load_source = lambda run, ckpt: loads.append(run.key) or load_source(run, ckpt)
     GridRunner(SPEC, settings, store, lambda: executor, progress=False, stage="fewshot").run()
+    # seed 1's model, loaded for the first pack, is kept for its own group: each checkpoint read once
+    assert sorted(loads) == sorted(set(loads)) and len(loads) == 2
     got = {k: r for k, r in records(packed_dir).items() if r["n"] > 0}
     assert sorted(got) == sorted(expected)
     assert executor.packer.packed_trainer.pack_size == 3
@@ -95,6 +100,41 @@ def test_packed_fewshot_stage_reproduces_the_unpacked_records(tmp_path, trainer,
         assert got[key]["eval_details"]["predictions_sha256"] == expected[key]["eval_details"]["predictions_sha256"]
         assert got[key]["eval_details"]["packed_cells"] == (1 if key.endswith(".n8.seed1.sequential-random") else 3)
         assert got[key]["timings"]["steps"] == SETTINGS.fewshot_steps
+
+
+def test_a_cell_another_worker_holds_is_not_packed(tmp_path, trainer, unpacked):
+    """--schedule dynamic: a pending cell leased by another live process since prepare() stays out
+    of every pack (packing it would train it twice); the other cells pack without it."""
+    from jaxlt.grid import lease
+    from jaxlt.grid.executor import TrainerExecutor
+
+    expected = {k: r for k, r in records(unpacked).items() if r["n"] > 0}
+    shutil.copytree(unpacked, tmp_path / "r")
+    store = ResultsStore(str(tmp_path / "r"))
+    cells = [Cell(**{f: r[f] for f in ("task", "source", "seed", "target", "n", "strategy", "sampling")})
+             for r in sorted(expected.values(), key=lambda r: r["cell_id"])]
+    for c in cells:
+        os.unlink(store.record_path(c))
+    held = cells[1]
+    settings = dataclasses.replace(SETTINGS, pack_cells=3)
+    executor = TrainerExecutor(settings, trainer=trainer)
+    runner = GridRunner(SPEC, settings, store, lambda: executor, progress=False, stage="fewshot",
+                        schedule="dynamic", poll_s=0.01)
+    prepare = executor.prepare
+
+    def prepare_then_lose_one(todo):  # another worker takes a cell right after this one planned
+        prepare(todo)
+        runner.other = lease.try_acquire(os.path.join(store.root, "leases", "cells", held.key + lease.SUFFIX),
+                                         "cells/" + held.key)
+
+    executor.prepare = prepare_then_lose_one
+    runner.run()
+    runner.other.release()
+    got = {k: r for k, r in records(tmp_path / "r").items() if r["n"] > 0}
+    assert len(got) == 3 and held.key not in got
+    assert all(r["eval_details"]["packed_cells"] == 3 for r in got.values())  # one pack, without `held`
+    for key, r in got.items():
+        assert r["metrics"] == expected[key]["metrics"], key
 
 
 @pytest.mark.slow  # a second whole grid run

@@ -278,10 +278,11 @@ class TrainerExecutor:
             idx, order = order[:bs], order[bs:]
             yield {k: v[idx] for k, v in arrays.items()}
 
-    def use_source_models(self, provider) -> None:
-        """`provider(source_run)` -> its source model: lets a pack of few-shot cells span source runs."""
+    def use_source_models(self, provider, available=None) -> None:
+        """`provider(source_run)` -> its source model: lets a pack of few-shot cells span source runs;
+        `available(cell)`: whether a pending cell may still be packed (not finished or leased elsewhere)."""
         if self.packer is not None:
-            self.packer.use_source_models(provider)
+            self.packer.use_source_models(provider, available)
 
     def fewshot_run(self, cell: Cell, source_model):
         """A few-shot cell's (start parameters, endless global host batches, steps)."""

@@ -7,7 +7,9 @@ optimizer states, jax.vmap), evaluates all of them with one vmapped greedy decod
 evaluation batch, and keeps the results; the runner's later requests for those cells are
 answered from them. A pack may span source runs (different source models or seeds): each
 member starts from its own source model, which the runner hands over
-(`use_source_models`). Cells with different step counts (sequential vs joint) are never
+(`use_source_models`, and keeps for that run's own group: each checkpoint is read once). A
+pending cell another worker has leased or finished since `prepare` (`--schedule dynamic`)
+never joins a pack. Cells with different step counts (sequential vs joint) are never
 packed together (grouping); within a pack, members of shorter runs would be masked.
 
 A packed cell's record equals its unpacked record (same data order, dropout seed, metrics,
@@ -117,11 +119,16 @@ class FewshotPacker:
         self._pending: list[Cell] = []
         self._done: dict[Cell, tuple[PackedModel, Timings]] = {}
         self._source_models: Callable[[SourceRun], Any] | None = None
+        self._available: Callable[[Cell], bool] | None = None
         self.batching = "auto"  # PackedTrainer's: vmap on accelerators, a loop on CPU
 
-    def use_source_models(self, provider: Callable[[SourceRun], Any]) -> None:
-        """`provider(run)` -> that source run's model; lets a pack span source runs."""
+    def use_source_models(self, provider: Callable[[SourceRun], Any],
+                          available: Callable[[Cell], bool] | None = None) -> None:
+        """`provider(run)` -> that source run's model; lets a pack span source runs. `available(cell)`:
+        whether a pending cell may join a pack now (with `--schedule dynamic`, another worker may
+        have leased or finished it since `prepare`; packing it would train it twice)."""
         self._source_models = provider
+        self._available = available
 
     def prepare(self, cells: list[Cell]) -> None:
         self._pending = [c for c in cells if not c.zero_shot]
@@ -170,8 +177,9 @@ class FewshotPacker:
         t0 = time.perf_counter()
         steps = self.settings.cell_steps
         models = {cell.source_run: source_model}
+        available = self._available or (lambda c: True)
         cells = next_pack(cell, self._pending, self.pack_size or 1, steps,
-                          lambda c: self._start(c, models) is not None)
+                          lambda c: available(c) and self._start(c, models) is not None)
         self._pending = [c for c in self._pending if c not in cells]
         trainer = self.packed_trainer
         compile_s = 0.0 if trainer.compile_seconds is not None else trainer.compile()

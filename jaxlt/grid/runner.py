@@ -131,6 +131,7 @@ class GridRunner:
             raise ConfigError("--schedule dynamic needs leases, which multi-host workers do not use",
                               hint="use the static schedule with --multihost")
         self.lease_timeout_s, self.poll_s = float(lease_timeout_s), float(poll_s)
+        self._handed_over: dict = {}  # SourceRun -> (model, marker) loaded for a pack before its group
         self.progress_every, self.progress_every_s = progress_every, progress_every_s
         self.counts = {"done": 0, "skipped": 0, "diverged": 0, "failed": 0}
         self.seconds = 0.0
@@ -219,9 +220,11 @@ class GridRunner:
 
     def _run_all(self, todo: list[Cell]) -> None:
         self.executor.prepare(todo)
+        self._handed_over = {}
         if hasattr(self.executor, "use_source_models"):  # packed few-shot cells may span source runs
-            # None (diverged, or being trained by another process): those cells are not packed now.
-            self.executor.use_source_models(lambda run: self._source_model(run, wait=False)[0])
+            # None (diverged, or being trained by another process): those cells are not packed now;
+            # neither are cells finished or leased by another process since prepare().
+            self.executor.use_source_models(self._hand_over_source_model, available=self._available)
         groups: dict[SourceRun, list[Cell]] = {}
         for cell in todo:
             groups.setdefault(cell.source_run, []).append(cell)
@@ -243,6 +246,21 @@ class GridRunner:
                 groups = waiting
         finally:
             bar.close()
+
+    def _available(self, cell: Cell) -> bool:
+        """Not finished, and not held by another live process (its lease)."""
+        return not self.store.is_finished(cell) and not (
+            self.use_leases and leases.is_live(self._lease_path("cells", cell.key), self.lease_timeout_s))
+
+    def _hand_over_source_model(self, run: SourceRun):
+        """A source model a pack of few-shot cells needs before its group comes up: kept (with its
+        marker) until the group runs, so its checkpoint is loaded once."""
+        if run not in self._handed_over:
+            model, marker = self._source_model(run, wait=False)
+            if marker is None:  # another process is training it: ask again later
+                return None
+            self._handed_over[run] = (model, marker)
+        return self._handed_over[run][0]
 
     # ---- leases
     def _lease_path(self, kind: str, name: str) -> str:
@@ -322,13 +340,13 @@ class GridRunner:
     def _run_group(self, run: SourceRun, cells: list[Cell], bar) -> list[Cell]:
         """Runs the group's cells that no other process holds; returns those that wait for a source
         run another process is training."""
-        live = [c for c in cells if not self.store.is_finished(c)
-                and not (self.use_leases and leases.is_live(self._lease_path("cells", c.key), self.lease_timeout_s))]
+        handed_over = self._handed_over.pop(run, None)  # loaded for a pack earlier: not again
+        live = [c for c in cells if self._available(c)]
         self.counts["skipped"] += len(cells) - len(live)
         needs = set(cells_needing_source_checkpoint(live))
         source_model = marker = None
         if needs:
-            source_model, marker = self._source_model(run, wait=False)
+            source_model, marker = handed_over or self._source_model(run, wait=False)
             if marker is None:  # another process is training it
                 live = [c for c in live if c not in needs]
                 waiting = [c for c in cells if c in needs]
