@@ -209,3 +209,13 @@ def test_dry_run_prints_the_memory_estimate_per_device(capsys):
         config["data.batch_size"], {"inputs": config["data.input_length"], "targets": config["data.target_length"]},
         mesh_shape=(1, 1), accumulation_steps=2)
     assert last["memory_per_device_bytes"] == expected.total_bytes
+
+
+@pytest.mark.slow  # compiles the tiny model's train step at full optimisation (~1 min on 2 busy cores)
+def test_dry_run_compiled_memory_is_xlas_analysis(capsys):
+    """--compiled_memory: XLA's compiled memory analysis of the grid's train step (what an accelerator
+    host prints by default), here on the CPU for the tiny grid."""
+    assert grid_command.main(["--dry_run", "--no_progress", "--gin_file", "runs/grid_tiny.gin",
+                              "--compiled_memory"]) == 0
+    line = [x for x in capsys.readouterr().out.splitlines() if x.startswith("memory per device")]
+    assert len(line) == 1 and "(XLA estimate)" in line[0] and "remat='none', accumulation_steps=1" in line[0]
