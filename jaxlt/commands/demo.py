@@ -47,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="grid demo output directory (default ./jaxlt_demo)")
     parser.add_argument("--no_analysis", action="store_true", help="grid demo: skip the analysis stage")
     parser.add_argument("--no_progress", action="store_true", help="grid demo: no progress bars")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="grid demo: grid worker processes sharing the cells (default 2, one per core)")
     add_gin_arguments(parser)
     quick = parser.add_argument_group("--quick (model only)")
     quick.add_argument("--quick", action="store_true", help="only load, predict and score; no training")
@@ -65,9 +67,13 @@ def main(argv: list[str]) -> int:
     if not args.quick:
         from jaxlt.grid import demo
 
+        if args.workers < 1:
+            print(f"jaxlt demo: --workers must be >= 1, got {args.workers}", file=sys.stderr)
+            return 2
+
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         demo.run(args.out_dir, gin_files=args.gin_file or [demo.DEMO_GIN], bindings=bindings,
-                 analyze=not args.no_analysis, progress=not args.no_progress)
+                 analyze=not args.no_analysis, progress=not args.no_progress, workers=args.workers)
         return 0
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     import jaxlt.data.tf_cpu  # noqa: F401  (hides accelerators from TensorFlow before seqio / JAX)

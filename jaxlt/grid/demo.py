@@ -21,29 +21,58 @@ log = logging.getLogger(__name__)
 DEMO_GIN = "runs/demo.gin"
 
 
-def run(out_dir: str, *, gin_files=(DEMO_GIN,), bindings=(), analyze: bool = True, progress: bool = True,
-        num_sentences: int = 32, pretrained: str | None = None) -> dict:
-    """Runs the demo into `out_dir`; returns the paths it wrote, timings and the findings."""
-    from jaxlt import atomic
-    from jaxlt.commands.grid import make_catalog, make_executor, parse_grid_gin
-    from jaxlt.grid import configurables, export
-    from jaxlt.grid.model_features import FeatureSettings, compute
-    from jaxlt.grid.runner import GridRunner
-    from jaxlt.grid.store import ResultsStore
-    from jaxlt.lab import data as lab_data
-    from jaxlt.lab import truth
+def _configure(out_dir: str, gin_files, bindings, pretrained: str | None):
+    """Writes (or finds) the lab data under `out_dir`, parses the grid's gin, declares the lab
+    datasets over that data: (lab data directory, spec, settings)."""
+    from jaxlt.commands.grid import parse_grid_gin
+    from jaxlt.grid import configurables
     from jaxlt.lab.pretrain import SHIPPED_MODEL
     from jaxlt.lab.tasks import ensure_lab_data, register_lab_datasets
 
+    lab_dir = ensure_lab_data(os.path.join(out_dir, "lab_data"))
+    model = os.path.abspath(pretrained or SHIPPED_MODEL)
+    parse_grid_gin(list(gin_files), [f"grid_settings.pretrained = '{model}'", *bindings], "")
+    register_lab_datasets(lab_dir)  # after gin: a gin `import jaxlt.lab.register` must not win
+    spec, settings = configurables.from_gin()
+    return lab_dir, spec, settings
+
+
+def _run_grid(out_dir: str, spec, settings, worker_index: int, num_workers: int, progress: bool):
+    from jaxlt.commands.grid import make_catalog, make_executor
+    from jaxlt.grid.runner import GridRunner
+    from jaxlt.grid.store import ResultsStore
+
+    executor = []
+    runner = GridRunner(spec, settings, ResultsStore(os.path.join(out_dir, "grid")),
+                        lambda: executor.append(make_executor(settings)) or executor[0],
+                        worker_index=worker_index, num_workers=num_workers,
+                        progress=progress, catalog=make_catalog(settings))
+    runner.run()
+    return runner.store.root
+
+
+def run(out_dir: str, *, gin_files=(DEMO_GIN,), bindings=(), analyze: bool = True, progress: bool = True,
+        num_sentences: int = 32, pretrained: str | None = None, workers: int = 2) -> dict:
+    """Runs the demo into `out_dir`; returns the paths it wrote, timings and the findings.
+
+    `workers`: grid worker processes (the static schedule splits the source runs between them):
+    a tiny model's training step uses about one core, so 2 workers use both cores of a laptop."""
+    import subprocess
+    import sys
+
+    from jaxlt import atomic
+    from jaxlt.grid import export
+    from jaxlt.grid.model_features import FeatureSettings, compute
+    from jaxlt.lab import data as lab_data
+    from jaxlt.lab import truth
+
+    if workers < 1:
+        raise ValueError(f"demo workers must be >= 1, got {workers}")
     logging.getLogger("absl").setLevel(logging.ERROR)
     out_dir = os.path.abspath(out_dir)
     paths, seconds = {}, {}
     t0 = time.perf_counter()
-    paths["lab_data"] = ensure_lab_data(os.path.join(out_dir, "lab_data"))
-    model = os.path.abspath(pretrained or SHIPPED_MODEL)
-    parse_grid_gin(list(gin_files), [f"grid_settings.pretrained = '{model}'", *bindings], "")
-    register_lab_datasets(paths["lab_data"])  # after gin: a gin `import jaxlt.lab.register` must not win
-    spec, settings = configurables.from_gin()
+    paths["lab_data"], spec, settings = _configure(out_dir, gin_files, bindings, pretrained)
     seconds["data"] = time.perf_counter() - t0
 
     languages = sorted({lang for t in spec.tasks for lang in (*spec.all_sources_for(t), *spec.all_targets_for(t))})
@@ -57,14 +86,22 @@ def run(out_dir: str, *, gin_files=(DEMO_GIN,), bindings=(), analyze: bool = Tru
     atomic.write_json(paths["lab_json"], {t: {"chance": chance[t]["chance"]} for t in spec.tasks}, indent=2)
 
     t0 = time.perf_counter()
-    executor = []
-    runner = GridRunner(spec, settings, ResultsStore(os.path.join(out_dir, "grid")),
-                        lambda: executor.append(make_executor(settings)) or executor[0],
-                        progress=progress, catalog=make_catalog(settings))
-    runner.run()
+    others = []
+    for index in range(1, workers):  # the other workers in their own processes (own JAX runtime)
+        command = [sys.executable, "-m", "jaxlt.grid.demo", out_dir, "--grid_worker", f"{index}/{workers}",
+                   *[f"--gin_file={f}" for f in gin_files], *[f"--gin.{b}" for b in _flag_bindings(bindings)]]
+        if pretrained:
+            command.append(f"--pretrained={os.path.abspath(pretrained)}")
+        others.append(subprocess.Popen(command))
+    try:
+        store_root = _run_grid(out_dir, spec, settings, 0, workers, progress)
+    finally:
+        failed = [p.args[5] for p in others if p.wait() != 0]
+    if failed:
+        raise RuntimeError(f"demo grid worker(s) {', '.join(failed)} failed (their log is above)")
     seconds["grid"] = time.perf_counter() - t0
     paths["results_csv"] = os.path.join(out_dir, "results.csv")
-    df = export.export(runner.store.root, paths["results_csv"], os.path.join(out_dir, "results.parquet"))
+    df = export.export(store_root, paths["results_csv"], os.path.join(out_dir, "results.parquet"))
     print(f"grid: {df.cell_id.nunique()} cells in {seconds['grid']:.0f}s -> {paths['results_csv']}")
 
     found = truth.findings(df, truth.languages_table(params), chance)
@@ -112,6 +149,11 @@ def run(out_dir: str, *, gin_files=(DEMO_GIN,), bindings=(), analyze: bool = Tru
     return {"paths": paths, "seconds": seconds, "findings": found}
 
 
+def _flag_bindings(bindings) -> list[str]:
+    """Gin bindings `name = value` as `--gin.` flag bodies `name=value`."""
+    return [b.replace(" = ", "=", 1) if " = " in b else b for b in bindings]
+
+
 def write_training_text(path: str, tasks: list[str], languages: list[str]) -> str:
     """The tasks' training text as JSONL {task, language, text}: the input of the text features
     (LEX, Vr, SENTLEN, MORPH) in `jaxlt analyze --text`."""
@@ -141,10 +183,21 @@ def main(argv: list[str]) -> int:
     p.add_argument("--gin_file", action="append", default=None, help=f"default {DEMO_GIN}")
     p.add_argument("--no_analysis", action="store_true")
     p.add_argument("--no_progress", action="store_true")
+    p.add_argument("--workers", type=int, default=2, help="grid worker processes (default 2)")
+    p.add_argument("--pretrained", default=None, help="lab model directory (default: the shipped one)")
+    p.add_argument("--grid_worker", default=None, metavar="I/N", help=argparse.SUPPRESS)  # run() starts these
     args = p.parse_args(rest)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    run(args.out_dir, gin_files=args.gin_file or [DEMO_GIN], bindings=bindings, analyze=not args.no_analysis,
-        progress=not args.no_progress)
+    gin_files = args.gin_file or [DEMO_GIN]
+    if args.grid_worker:  # one grid worker of a demo run: only its share of the cells
+        index, count = (int(x) for x in args.grid_worker.split("/"))
+        logging.getLogger("absl").setLevel(logging.ERROR)
+        out_dir = os.path.abspath(args.out_dir)
+        _, spec, settings = _configure(out_dir, gin_files, bindings, args.pretrained)
+        _run_grid(out_dir, spec, settings, index, count, progress=False)
+        return 0
+    run(args.out_dir, gin_files=gin_files, bindings=bindings, analyze=not args.no_analysis,
+        progress=not args.no_progress, pretrained=args.pretrained, workers=args.workers)
     return 0
 
 
