@@ -1,4 +1,10 @@
-"""Training memory per device, from XLA's own compiled memory analysis, and settings that fit.
+"""Training memory per device: XLA's compiled memory analysis, or an instant analytic estimate.
+
+`analytic_train_memory` counts from shapes alone (parameters and optimizer state as the sharding
+rules cut them, gradients, per-layer activations under the remat policy for one micro-batch, the
+loss's logits): no compilation, any host, e.g. mT5-base on a CPU laptop in about a second. It is
+within 0.82-1.23x of XLA's figure on small float32 models (tests/test_memory.py); `step_memory`
+picks XLA's on an accelerator and the analytic one on a CPU host (`jaxlt grid --dry_run`).
 
 `train_step_memory` lowers and compiles the Trainer's train step for a model config, batch,
 mesh and rules (nothing runs; no parameters are allocated) and reads
