@@ -35,13 +35,14 @@ def test_command_line_eval_setting_wins_over_a_run_file(tmp_path):
 
     from jaxlt import gin_flags
     from jaxlt.errors import ConfigError
-    from jaxlt.train import run
 
     (tmp_path / "run.gin").write_text("jaxlt.train.evaluate_run.split = 'validation'\n")
     (tmp_path / "eval.gin").write_text("EvalConfig.split = 'test'\n")
-    run.import_before_parsing()
     try:
-        with gin.unlock_config():
+        with gin.unlock_config():  # another test may have finalized gin before these modules were imported
+            from jaxlt.train import run
+
+            run.import_before_parsing()
             gin.clear_config()
             gin_flags.parse_gin([str(tmp_path / "run.gin")], gin_flags.expand_aliases(
                 ["EvalConfig.split='test'"], gin_flags.eval_alias_groups("evaluate_run")), finalize=False)
