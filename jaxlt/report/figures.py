@@ -212,8 +212,11 @@ def _run(job: tuple) -> pathlib.Path:
     return function(*args, **kwargs)
 
 
-def render_all(jobs: dict[str, tuple], n_jobs: int = 1) -> dict[str, pathlib.Path]:
-    """Render figure jobs ``key -> (function, *args[, kwargs])``; with n_jobs > 1 in forked processes."""
+def render_all(jobs: dict[str, tuple], n_jobs: int = 1, meanwhile=None) -> dict[str, pathlib.Path]:
+    """Render figure jobs ``key -> (function, *args[, kwargs])``; with n_jobs > 1 in forked processes.
+
+    ``meanwhile``: a callable run in this process while the workers draw (with n_jobs = 1, first), so
+    that serial work (writing tables) overlaps with rendering."""
     from jaxlt.console import Progress
 
     keys = list(jobs)
@@ -225,7 +228,12 @@ def render_all(jobs: dict[str, tuple], n_jobs: int = 1) -> dict[str, pathlib.Pat
 
         # fork: children inherit the imported modules and data, so there is no start-up cost
         with concurrent.futures.ProcessPoolExecutor(n_jobs, mp_context=multiprocessing.get_context("fork")) as pool:
-            paths = list(progress.track(pool.map(_run, [jobs[k] for k in keys])))
+            pending = pool.map(_run, [jobs[k] for k in keys])  # submits every job now
+            if meanwhile is not None:
+                meanwhile()
+            paths = list(progress.track(pending))
     else:
+        if meanwhile is not None:
+            meanwhile()
         paths = [_run(jobs[k]) for k in progress.track(keys)]
     return dict(zip(keys, paths))

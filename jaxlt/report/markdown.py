@@ -155,8 +155,17 @@ def write_report(result: AnalysisResult, out_dir: str | pathlib.Path, *, inputs:
     draw_figures=False writes tables and text only."""
     out = pathlib.Path(out_dir)
     tables, frame, ledger = result.tables, result.data.frame, result.data.ledger
-    for name, table in tables.items():
-        write_csv(table, out / "tables" / f"{name}.csv")
+
+    def write_tables_and_models() -> None:  # runs while the figure workers draw
+        for name, table in tables.items():
+            write_csv(table, out / "tables" / f"{name}.csv")
+        if save_models:
+            import joblib
+
+            for name, recommender in result.recommenders.items():
+                path = out / "models" / f"{_safe(name.replace('/', '__'))}.joblib"
+                atomic.write_with(str(path), lambda tmp, r=recommender: joblib.dump(r, tmp))
+
     jobs: dict[str, tuple] = {}  # figure key -> (function, *args, [kwargs dict]); rendered below
     zero = frame[frame["n_target"] == 0]
     if not tables["correlations"].empty:
@@ -187,13 +196,11 @@ def write_report(result: AnalysisResult, out_dir: str | pathlib.Path, *, inputs:
         if len(alphas):
             jobs[f"curves:{name}"] = (figures.learning_curves, full, alphas, f"{task} ({model}): S_T vs n with S_T(0) + alpha log(n+1)",
                                       out / "figures" / f"learning_curves_{stem}.png")
-    figs = figures.render_all(jobs, n_jobs=n_jobs) if draw_figures else {}
-    if save_models:
-        import joblib
-
-        for name, recommender in result.recommenders.items():
-            path = out / "models" / f"{_safe(name.replace('/', '__'))}.joblib"
-            atomic.write_with(str(path), lambda tmp, r=recommender: joblib.dump(r, tmp))
+    if draw_figures:
+        figs = figures.render_all(jobs, n_jobs=n_jobs, meanwhile=write_tables_and_models)
+    else:
+        figs = {}
+        write_tables_and_models()
 
     def link(key: str, alt: str) -> str:
         return f"![{alt}]({figs[key].relative_to(out).as_posix()})\n" if key in figs else ""

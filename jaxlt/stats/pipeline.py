@@ -158,7 +158,14 @@ def analyze(data: AnalysisData, *, n_features: int | str = "cv", lasso_alpha: fl
     zero = frame[frame["n_target"] == 0]
     tables: dict[str, pd.DataFrame] = {}
     tables["analysis_frame"] = frame
-    tables["n_transformations"] = correlations.n_transformations(frame)
+
+    def whole_frame_tables() -> dict[str, pd.DataFrame]:  # computed here while the task workers run
+        relative = transfer.relative_zero_shot(frame)
+        return {"n_transformations": correlations.n_transformations(frame), "relative_transfer": relative,
+                "source_ranking": transfer.source_ranking(relative, target_groups),
+                "drop_correlations": transfer.drop_correlations(frame),
+                "pair_features": pair_feature_table(frame, data.correlation_features), "language_codes": language_codes(frame)}
+
     groups = [(task, model, group) for (task, model), group in zero.groupby(["task", "model"], sort=True)]
     settings = dict(features=features, n_features=n_features, lasso_alpha=lasso_alpha, coverage=coverage, seed=seed,
                     correlation_features=list(data.correlation_features), n_permutations=n_permutations)
@@ -173,9 +180,12 @@ def analyze(data: AnalysisData, *, n_features: int | str = "cv", lasso_alpha: fl
         # the end; outputs are put back in task order. fork: workers inherit the imported modules and the data.
         order = sorted(range(len(jobs)), key=lambda k: -jobs[k][3]["target"].nunique() * (1 + (jobs[k][3]["n_target"] > 0).any()))
         with concurrent.futures.ProcessPoolExecutor(min(n_jobs, len(jobs)), mp_context=multiprocessing.get_context("fork")) as pool:
-            done = list(progress.track(pool.map(_analyze_task, [jobs[k] for k in order])))
+            pending = pool.map(_analyze_task, [jobs[k] for k in order])  # submits every task now
+            whole = whole_frame_tables()
+            done = list(progress.track(pending))
         outputs = [done[order.index(k)] for k in range(len(jobs))]
     else:
+        whole = whole_frame_tables()
         outputs = [_analyze_task(job) for job in progress.track(jobs)]
     parts: dict[str, list] = {}
     equations, recommenders = {}, {}
@@ -197,13 +207,13 @@ def analyze(data: AnalysisData, *, n_features: int | str = "cv", lasso_alpha: fl
                       ("coefficients", "metaregression_coefficients"), ("nshot_cv", "nshot_cv"),
                       ("nshot_predictions", "nshot_predictions"), ("alphas", "nshot_alpha")):
         tables[name] = joined(key)
-    relative = transfer.relative_zero_shot(frame)
-    tables["relative_transfer"] = relative
-    tables["source_ranking"] = transfer.source_ranking(relative, target_groups)
-    tables["drop_correlations"] = transfer.drop_correlations(frame)
+    tables["n_transformations"] = whole["n_transformations"]
+    tables["relative_transfer"] = whole["relative_transfer"]
+    tables["source_ranking"] = whole["source_ranking"]
+    tables["drop_correlations"] = whole["drop_correlations"]
     tables["greedy_selection"] = joined("greedy")
-    tables["pair_features"] = pair_feature_table(frame, data.correlation_features)
-    tables["language_codes"] = language_codes(frame)
+    tables["pair_features"] = whole["pair_features"]
+    tables["language_codes"] = whole["language_codes"]
     tables["ledger"] = pd.DataFrame(data.ledger.records(), columns=["kind", "stage", "what", "reason", "count", "examples"])
     options = dict(n_features=n_features, lasso_alpha=lasso_alpha, n_permutations=n_permutations, seed=seed,
                    features=features, coverage=coverage)
