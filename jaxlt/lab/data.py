@@ -1,17 +1,17 @@
 """The lab's languages, tasks and text, written as local JSONL files.
 
-* `DEFAULT_LANGUAGES`: the lab (8 languages) with graded parameters: a base language (`syn_a`),
-  close and far relatives in word order, modifier order, adpositions, morphology, lexicon and script.
-* `lab_nli`: 3-way inference whose answer depends on word order or case marking. The premise is a
-  transitive clause (agent, verb, patient, optional place); the hypothesis an intransitive clause
-  with the same verb and subject X: *entailment* when X is the premise's agent, *contradiction*
-  when X is its patient (the roles are swapped), *neutral* when X is not in the premise.
-  Which noun is the agent is decided by word order (isolating languages) or by the case suffix
-  (agglutinative ones), so a model that learnt "the first noun is the agent" on an SVO language
-  inverts entailment and contradiction on a VOS one.
+* `DEFAULT_LANGUAGES`: the lab (8 languages), a family with graded distance from the base language
+  `syn_a`: the closer a language, the more base word forms it keeps and the more structure it shares;
+  `syn_c` (modifier order) and `syn_d` (script only) isolate one route each.
+* `lab_nli`: 3-way inference about an adjective: the premise's agent has an adjective (`big dog sees
+  cat`); the hypothesis restates it (*entailment*), gives its opposite (*contradiction*, `small dog
+  sees`) or another, compatible adjective (*neutral*, `red dog sees`). The label is a function of the
+  two adjectives' concepts, so it survives every transformation; what it takes is the lexicon, which
+  a target shares with the source only through shared word forms (see `nli_meanings`).
 * `lab_ner`: PAN-X-style tagging (`tok : TAG | ...`, tags O, B/I-PER, B/I-ORG, B/I-LOC) of one
   transitive clause: person names are PER, a name with an organisation noun is ORG (its order
-  follows the modifier order), a place name is LOC.
+  follows the modifier order), a place name is LOC: the tags depend on modifier order, and case
+  suffixes glued to names (agglutinative languages) change the name tokens.
 
 The meanings are drawn once per split and rendered in every language (parallel data, as XNLI's
 translated test sets), so the labels are identical across languages by construction.

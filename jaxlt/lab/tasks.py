@@ -27,7 +27,7 @@ def lab_specs(data_dir: str | None, params=data.DEFAULT_LANGUAGES):
     nli = classification_dataset(
         "lab_nli", languages=codes, labels=data.NLI_LABELS, fields=("premise", "hypothesis"),
         data_dir=where("lab_nli"), iso_languages=False,
-        description="lab: 3-way inference whose answer depends on word order / case (accuracy)")
+        description="lab: 3-way inference about an adjective: same / opposite / compatible (accuracy)")
     ner = ner_dataset("lab_ner", languages=codes, tags=data.NER_TAGS, data_dir=where("lab_ner"),
                       iso_languages=False, description="lab: PER/ORG/LOC tagging, tok : TAG | ... (entity F1)")
     return nli, ner
