@@ -213,3 +213,11 @@ def test_findings_name_the_route_that_carries_transfer():
     assert set(found["routes"]) <= set(grammar.PARAMETERS)
     assert max(found["routes"], key=found["routes"].get) == "script"
     assert "script +1.00" in truth.findings_markdown({"lab_ner": found})
+
+
+def test_demo_rejects_a_bad_worker_count_before_any_work(tmp_path, capsys):
+    from jaxlt.commands import demo
+
+    assert demo.main([str(tmp_path / "out"), "--workers", "0"]) == 2
+    assert "--workers must be >= 1" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
