@@ -1,7 +1,8 @@
 """Typed experiment configuration: model, optimizer (with the loss), data and evaluation.
 
-Built once from gin at the command line (`from_gin()`, `jaxlt.grid.configurables.from_gin`)
-and passed explicitly to the library: nothing below the commands reads gin or module globals.
+Built once from gin at the command line (`jaxlt.experiment_gin.from_gin`,
+`jaxlt.grid.configurables.from_gin`) and passed explicitly to the library: this module does not
+import gin, and nothing below the commands reads gin or module globals.
 `jaxlt train`, `jaxlt evaluate` and `jaxlt grid` read the same gin names, so the same bindings
 train the same way in all three:
 
@@ -28,8 +29,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from typing import Any, ClassVar
-
-import gin
 
 from jaxlt.errors import ConfigError  # noqa: F401  (raised here; callers catch it from jaxlt.errors)
 
@@ -203,42 +202,3 @@ def _jsonable(value):
     if isinstance(value, tuple):
         return list(value)
     return value
-
-
-# ---------------------------------------------------------------------------------------------
-# gin (read only by the commands, through `from_gin`)
-
-
-@gin.configurable("model_settings", module="jaxlt.train")
-def model_settings(**kwargs) -> ModelConfig:
-    return ModelConfig(**kwargs)
-
-
-@gin.configurable("OptimizerConfig")
-def optimizer_config(**kwargs) -> OptimizerConfig:
-    return OptimizerConfig(**kwargs)
-
-
-@gin.configurable("DataConfig")
-def data_config(**kwargs) -> DataConfig:
-    return DataConfig(**kwargs)
-
-
-@gin.configurable("EvalConfig")
-def eval_config(**kwargs) -> EvalConfig:
-    return EvalConfig(**kwargs)
-
-
-GIN_NAMES = {"model": "jaxlt.train.model_settings", "optimizer": "OptimizerConfig", "data": "DataConfig",
-             "evaluation": "EvalConfig"}
-_FACTORIES = {"model": model_settings, "optimizer": optimizer_config, "data": data_config,
-              "evaluation": eval_config}
-
-
-def from_gin(section: str):
-    """The typed config of `section` ("model", "optimizer", "data", "evaluation") from gin's bindings
-    (called by the commands only; `jaxlt.gin_flags` has the other gin lookups)."""
-    try:
-        return _FACTORIES[section]()
-    except TypeError as e:  # an unknown binding
-        raise ConfigError(f"bad {GIN_NAMES[section]} gin binding: {e}") from None

@@ -55,6 +55,8 @@ def parse_gin(gin_files: Sequence[str], bindings: Sequence[str], search_paths: s
     """Parses gin files then bindings (bindings win), searching user paths then jaxlt's gin/."""
     import gin
 
+    import jaxlt.experiment_gin  # noqa: F401  (declares the typed configs' gin names)
+
     root = logging.getLogger()
     if not any(isinstance(f, _DropGinProbeErrors) for f in root.filters):
         root.addFilter(_DropGinProbeErrors())
@@ -99,7 +101,7 @@ def bound(name: str) -> tuple[bool, object]:
 
 def experiment_bound(section: str, field: str) -> tuple[bool, object]:
     """(whether `field` of the typed config `section` is bound in gin, its value)."""
-    from jaxlt.experiment import GIN_NAMES
+    from jaxlt.experiment_gin import GIN_NAMES
 
     return bound(f"{GIN_NAMES[section]}.{field}")
 
@@ -123,13 +125,13 @@ def load_hardware(gin_file: str):
     mesh and rules, and the memory settings it may set (remat, micro-batches) (tests, tools)."""
     import gin
 
-    from jaxlt import experiment
+    from jaxlt.experiment_gin import from_gin
     from jaxlt.partitioning import PartitioningConfig
 
     with gin.config_scope(None):
         gin.clear_config()
         parse_gin([gin_file], [], finalize=False)
-        out = PartitioningConfig(), experiment.from_gin("model"), experiment.from_gin("data")
+        out = PartitioningConfig(), from_gin("model"), from_gin("data")
         gin.clear_config()
     return out
 
@@ -170,7 +172,7 @@ def expand_aliases(bindings: Sequence[str], groups: Sequence[Sequence[str]]) -> 
 
 def grid_alias_groups() -> list[tuple[str, str]]:
     """`grid_settings.<flat name>` and the typed config field it stands for."""
-    from jaxlt.experiment import GIN_NAMES
+    from jaxlt.experiment_gin import GIN_NAMES
     from jaxlt.grid.settings import FLAT_NAMES
 
     return [(f"grid_settings.{flat}", f"{GIN_NAMES[section]}.{field}") for flat, (section, field) in FLAT_NAMES.items()]

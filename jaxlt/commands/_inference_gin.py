@@ -11,10 +11,10 @@ def apply_gin(loaded, gin_files, bindings, search_paths=""):
     """Parses gin (if any was given) and returns `loaded` with the model overrides applied."""
     if not gin_files and not bindings:
         return loaded
-    from jaxlt import experiment
+    from jaxlt import experiment_gin
     from jaxlt.gin_flags import parse_gin
     from jaxlt.train import run
 
     run.import_before_parsing()
     parse_gin(gin_files, bindings, search_paths)
-    return loaded._replace(config=loaded.config.replace(**experiment.from_gin("model").overrides()))
+    return loaded._replace(config=loaded.config.replace(**experiment_gin.from_gin("model").overrides()))

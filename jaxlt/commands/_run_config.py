@@ -32,7 +32,7 @@ def configure(run: str, run_file: str, macros: Sequence[str], checkpoint_macro: 
     naming the problem before any work."""
     import gin
 
-    from jaxlt import experiment, gin_flags
+    from jaxlt import experiment_gin, gin_flags
     from jaxlt.train import run as run_module
 
     run_module.import_before_parsing()
@@ -44,7 +44,7 @@ def configure(run: str, run_file: str, macros: Sequence[str], checkpoint_macro: 
                                                    run_module.DEFAULT_TASK_MODULES))
     gin.finalize()
     run_module.setup_jax()
-    model, data = experiment.from_gin("model"), experiment.from_gin("data")
+    model, data = experiment_gin.from_gin("model"), experiment_gin.from_gin("data")
     extra = {}
     if run == "train_run":
         # micro-batches: train_run's own binding, else DataConfig's (a gin/hardware file sets it)
@@ -55,7 +55,7 @@ def configure(run: str, run_file: str, macros: Sequence[str], checkpoint_macro: 
     # The tasks tokenise with the checkpoint's SentencePiece model unless the model config names one.
     configure_process(data.data_dir,
                       model.vocabulary or run_module.checkpoint_vocabulary(gin_flags.query(f"%{checkpoint_macro}")))
-    return RunConfig(model=model, optimizer=experiment.from_gin("optimizer"), data=data,
+    return RunConfig(model=model, optimizer=experiment_gin.from_gin("optimizer"), data=data,
                      hardware=PartitioningConfig(), evaluation={**gin_flags.evaluation_kwargs(run), **extra})
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import gin
 
-from jaxlt import experiment, gin_flags
+from jaxlt import experiment, experiment_gin, gin_flags
 from jaxlt.grid.settings import FLAT_NAMES, GridSettings
 from jaxlt.grid.spec import GridSpec
 
@@ -30,7 +30,7 @@ def grid_settings(**kwargs) -> dict:
 
 def resolve_settings(flat: dict) -> GridSettings:
     """GridSettings from the typed configs in gin plus `grid_settings` bindings `flat`."""
-    sections = {name: experiment.from_gin(name) for name in experiment.SECTIONS}
+    sections = {name: experiment_gin.from_gin(name) for name in experiment.SECTIONS}
     conflicts = []
     for name, value in flat.items():
         if name not in FLAT_NAMES:
@@ -38,7 +38,7 @@ def resolve_settings(flat: dict) -> GridSettings:
         section, field = FLAT_NAMES[name]
         bound, typed_value = gin_flags.experiment_bound(section, field)
         if bound and typed_value != value:
-            conflicts.append(f"grid_settings.{name} = {value!r} but {experiment.GIN_NAMES[section]}.{field} = "
+            conflicts.append(f"grid_settings.{name} = {value!r} but {experiment_gin.GIN_NAMES[section]}.{field} = "
                              f"{typed_value!r}")
     if conflicts:
         raise experiment.ConfigError("one setting bound two ways: " + "; ".join(conflicts))

@@ -220,7 +220,6 @@ class GridRunner:
 
     def _run_all(self, todo: list[Cell]) -> None:
         self.executor.prepare(todo)
-        self._handed_over = {}
         if hasattr(self.executor, "use_source_models"):  # packed few-shot cells may span source runs
             # None (diverged, or being trained by another process): those cells are not packed now;
             # neither are cells finished or leased by another process since prepare().
@@ -246,6 +245,7 @@ class GridRunner:
                 groups = waiting
         finally:
             bar.close()
+            self._handed_over.clear()  # models handed to packs are not held past the run
 
     def _available(self, cell: Cell) -> bool:
         """Not finished, and not held by another live process (its lease)."""
