@@ -47,6 +47,23 @@ def test_rfe_matches_manual_elimination():
     assert isinstance(model.predict(frame), pd.Series)
 
 
+def test_validated_lasso_is_lasso_bit_for_bit():
+    """The Lasso that RFE/RFECV and the bootstrap use skips sklearn's per-fit input validation; on the inputs
+    they pass (float ndarrays, column subsets, C or Fortran order) it must give exactly Lasso's fit."""
+    rng = np.random.default_rng(3)
+    X = rng.uniform(size=(60, 5))
+    y = X @ [8.0, -3.0, 0.5, 0.0, 2.0] + rng.normal(0, 0.3, 60)
+    for columns in ([0, 1, 2, 3, 4], [0, 2], [4]):
+        for alpha in (0.001, 0.05, 0.5):
+            for design in (X[:, columns], np.asfortranarray(X[:, columns]), X[5:50][:, columns]):
+                rows = len(design)
+                ours = mr.ValidatedLasso(alpha=alpha, max_iter=100_000).fit(design, y[:rows] if rows == 60 else y[5:50])
+                ref = Lasso(alpha=alpha, max_iter=100_000).fit(design, y[:rows] if rows == 60 else y[5:50])
+                np.testing.assert_array_equal(ours.coef_, ref.coef_)
+                assert ours.intercept_ == ref.intercept_
+                np.testing.assert_array_equal(ours.predict(design), ref.predict(design))
+
+
 def test_all_nan_feature_is_an_error():
     frame = synthetic().assign(E=np.nan)
     with pytest.raises(ValueError, match=r"\['E'\] have no values"):

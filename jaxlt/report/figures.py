@@ -68,7 +68,8 @@ def save(fig, path: pathlib.Path) -> pathlib.Path:
 
 
 def _matrix(frame: pd.DataFrame, value: str, sources, targets) -> np.ndarray:
-    table = frame.pivot_table(index="source", columns="target", values=value, aggfunc="mean")
+    # what pivot_table(aggfunc="mean") computes, without its overhead (~3x faster; a figure builds 4-8)
+    table = frame.groupby(["source", "target"])[value].mean().unstack()
     return table.reindex(index=sources, columns=targets).to_numpy(float)
 
 
@@ -139,7 +140,9 @@ def learning_curves(observed: pd.DataFrame, alphas: pd.DataFrame, title: str, pa
     grid = np.linspace(0, np.log1p(n_max), 50)
     colours = plt.get_cmap("tab10")
     sources = sorted(set(alphas["source"]))
-    points_by_pair = {key: g.sort_values("n_target") for key, g in observed.groupby(["target", "source"], sort=False)}
+    # only the plotted columns: sorting each pair's slice of the whole analysis frame copied every column
+    points = observed[["target", "source", "n_target", "S_T"]].sort_values("n_target", kind="stable")
+    points_by_pair = {key: g for key, g in points.groupby(["target", "source"], sort=False)}
     fit_by_pair = {(t, s): (s0, a) for t, s, s0, a in zip(alphas["target"], alphas["source"], alphas["S_T0"], alphas["alpha"])}
     for ax, target in zip(axes.flat, targets):
         for k, source in enumerate(sources):

@@ -80,6 +80,15 @@ def _heatmap_job(observed: pd.DataFrame, predicted: pd.DataFrame | None, column:
     return (figures.heatmaps, panels, title, path)
 
 
+def _figure_cost(job: tuple) -> float:
+    """A rough drawing cost of a figure job, only to order the jobs: a heatmap by its panels (axes, colour bar)
+    and cells, then learning curves, the correlation map and the coefficient plots (cheapest)."""
+    function, *args = job
+    if function is figures.heatmaps:
+        return sum(150 + len(panel["frame"]) for panel in args[0])
+    return {figures.learning_curves: 500, figures.correlation_map: 300}.get(function, 100)
+
+
 def _parse_losses(text: str) -> dict[str, list[str]]:
     """'source_mean (RMSE, ndcg@3); always_english (top1)' -> {'source_mean': ['RMSE', 'ndcg@3'], ...}."""
     out = {}
@@ -194,9 +203,13 @@ def write_report(result: AnalysisResult, out_dir: str | pathlib.Path, *, inputs:
         alphas = tables["nshot_alpha"]
         alphas = alphas[(alphas["task"] == task) & (alphas["model"] == model)] if not alphas.empty else alphas
         if len(alphas):
-            jobs[f"curves:{name}"] = (figures.learning_curves, full, alphas, f"{task} ({model}): S_T vs n with S_T(0) + alpha log(n+1)",
+            jobs[f"curves:{name}"] = (figures.learning_curves, full[["target", "source", "n_target", "S_T"]], alphas,
+                                      f"{task} ({model}): S_T vs n with S_T(0) + alpha log(n+1)",
                                       out / "figures" / f"learning_curves_{stem}.png")
     if draw_figures:
+        # longest first, so that no worker starts a big heatmap when the others are done (the order of
+        # `jobs` does not matter otherwise: figures are linked by key)
+        jobs = dict(sorted(jobs.items(), key=lambda item: -_figure_cost(item[1])))
         figs = figures.render_all(jobs, n_jobs=n_jobs, meanwhile=write_tables_and_models)
     else:
         figs = {}

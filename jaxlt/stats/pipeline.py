@@ -81,21 +81,30 @@ def recommendation_table(name: str, recommender: SourceRecommender, targets, top
     return pd.DataFrame(rows)
 
 
+def _usable(group: pd.DataFrame, features: list[str]) -> list[str]:
+    return [f for f in features if group[f].notna().any() and group[f].nunique() > 1]
+
+
 def _analyze_task(job: tuple) -> dict:
-    """Correlations, meta-regression, n-shot model, refit, greedy selection, recommender and its table
-    for one task and model (one job: tasks run in parallel processes)."""
+    """One job of one task and model (tasks run in parallel processes), in two parts so that the workers stay
+    balanced: "screening" (correlations, greedy forward selection) and "models" (meta-regression, refit,
+    n-shot model, recommender and its table)."""
     from jaxlt.stats.ledger import Ledger
 
-    task, model, group, full, settings = job
+    task, model, group, full, settings, part = job
     ledger, out = Ledger(), {}
     out["ledger"] = ledger.entries  # replayed into the analysis ledger by the parent
-    out["correlations"] = correlation_table(group, settings["correlation_features"], ledger, settings["n_permutations"], settings["seed"])
     name = f"{task}/{model}"
+    features = settings["features"]
+    usable = _usable(group, features)
+    if part == "screening":
+        out["correlations"] = correlation_table(group, settings["correlation_features"], ledger, settings["n_permutations"], settings["seed"])
+        if group["target"].nunique() >= 3 and usable:
+            out["greedy"] = transfer.greedy_forward_selection(group, usable, "S_T").assign(task=task, model=model)
+        return out
     if group["target"].nunique() < 3:
         ledger.exclude("meta-regression", f"{name} pairs", "fewer than 3 target languages for leave-one-target-out CV", len(group))
         return out
-    features = settings["features"]
-    usable = [f for f in features if group[f].notna().any() and group[f].nunique() > 1]
     dropped = [f for f in features if f not in usable]
     if dropped:
         ledger.note("meta-regression", f"{name}: feature(s) {', '.join(dropped)} left out of the regression",
@@ -127,7 +136,6 @@ def _analyze_task(job: tuple) -> dict:
     table.attrs = {}
     out["coefficients"] = table
     out["name"], out["equation"] = name, metaregression.equation(table)
-    out["greedy"] = transfer.greedy_forward_selection(group, usable, "S_T").assign(task=task, model=model)
     few, alpha_model = None, None
     if (full["n_target"] > 0).any():
         alpha = nshot.fit_alpha(full)
@@ -169,16 +177,22 @@ def analyze(data: AnalysisData, *, n_features: int | str = "cv", lasso_alpha: fl
     groups = [(task, model, group) for (task, model), group in zero.groupby(["task", "model"], sort=True)]
     settings = dict(features=features, n_features=n_features, lasso_alpha=lasso_alpha, coverage=coverage, seed=seed,
                     correlation_features=list(data.correlation_features), n_permutations=n_permutations)
-    jobs = [(task, model, group, frame[(frame["task"] == task) & (frame["model"] == model)], settings) for task, model, group in groups]
+    jobs = [(task, model, group, frame[(frame["task"] == task) & (frame["model"] == model)], settings, part)
+            for task, model, group in groups for part in ("screening", "models")]
     # a bar on a terminal; in a log file plain lines (every 30 s and at the end), never carriage returns
-    progress = Progress(len(jobs), "meta-regression", enabled=len(jobs) >= 3, every_cells=len(jobs), every_s=30, unit="tasks")
+    progress = Progress(len(jobs), "meta-regression", enabled=len(jobs) >= 6, every_cells=len(jobs), every_s=30, unit="jobs")
     if n_jobs > 1 and len(jobs) > 1:
         import concurrent.futures
         import multiprocessing
 
-        # Longest first (fits ~ target folds, twice with n-shot results) so no worker is left with a big task at
-        # the end; outputs are put back in task order. fork: workers inherit the imported modules and the data.
-        order = sorted(range(len(jobs)), key=lambda k: -jobs[k][3]["target"].nunique() * (1 + (jobs[k][3]["n_target"] > 0).any()))
+        # Longest first (fits ~ target folds, twice with n-shot results; the screening part ~ 3 folds) so no worker
+        # is left with a big job at the end; outputs are put back in job order. fork: workers inherit the
+        # imported modules and the data.
+        def cost(job: tuple) -> int:
+            full, part = job[3], job[5]
+            return 3 if part == "screening" else full["target"].nunique() * (1 + int((full["n_target"] > 0).any()))
+
+        order = sorted(range(len(jobs)), key=lambda k: -cost(jobs[k]))
         with concurrent.futures.ProcessPoolExecutor(min(n_jobs, len(jobs)), mp_context=multiprocessing.get_context("fork")) as pool:
             pending = pool.map(_analyze_task, [jobs[k] for k in order])  # submits every task now
             whole = whole_frame_tables()

@@ -9,11 +9,10 @@ import numpy as np
 import pandas as pd
 import sklearn
 from sklearn.base import BaseEstimator, clone
-from sklearn.linear_model import Lasso
 
 from jaxlt import languages
 from jaxlt.features import sizes, typology
-from jaxlt.stats.metaregression import TransferRegressor, loto_cross_validate
+from jaxlt.stats.metaregression import TransferRegressor, ValidatedLasso, loto_cross_validate
 from jaxlt.stats.nshot import fit_alpha, loto_alpha
 
 KEY = ["source", "target"]
@@ -50,7 +49,7 @@ class _Bootstrap:
             for _ in range(n_bootstrap):
                 rows = np.concatenate([members[c] for c in rng.choice(codes, size=len(codes), replace=True)])
                 target = y[rows] + rng.normal(size=len(rows)) * noise_sd[rows]
-                fit = Lasso(alpha=model.alpha_, max_iter=100_000).fit(X[rows], target)
+                fit = ValidatedLasso(alpha=model.alpha_, max_iter=100_000).fit(X[rows], target)
                 coefs.append(fit.coef_)
                 intercepts.append(fit.intercept_)
         self.prep, self.features = prep, list(model.selected_)
