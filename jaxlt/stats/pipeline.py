@@ -75,7 +75,8 @@ def recommendation_table(name: str, recommender: SourceRecommender, targets, top
             continue
         head = table.head(top)
         rows.append({"task/model": name, "target": target, "recommended": ", ".join(
-            f"{s} {p:.1f} [{lo:.1f}, {hi:.1f}] P(best) {pb:.2f}" for s, p, lo, hi, pb in
+            f"{s} {p:.1f} [{lo:.1f}, {hi:.1f}] " + ("P(best) 1 (only candidate)" if len(table) == 1 else f"P(best) {pb:.2f}")
+            for s, p, lo, hi, pb in
             zip(head["source"], head["predicted"], head["lower"], head["upper"], head["p_best"])),
             "baseline picks": table.attrs.get("baseline_best") or "", "flags": table["flags"].iloc[0] if len(table) else ""})
     return pd.DataFrame(rows)

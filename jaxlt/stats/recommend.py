@@ -185,6 +185,9 @@ class SourceRecommender(BaseEstimator):
         if unknown:
             raise ValueError(f"no in-language score for source(s) {unknown}; known sources: {list(self.source_features_.index)}")
         candidates = [s for s in candidates if s != target]
+        if not candidates:
+            raise ValueError(f"no candidate source for target {target!r}: the only candidate is {target!r} itself "
+                             "(a source is never its own target)")
         rows = self.pair_rows(target, candidates)
         zero = self.zero_model_.predict(rows).to_numpy()
         predicted, width, boot = zero, np.full(len(rows), self.zero_halfwidth_), self.zero_boot_.predict(rows)
@@ -197,7 +200,9 @@ class SourceRecommender(BaseEstimator):
             predicted = zero + slope * np.log1p(n)
             width = width + self.alpha_halfwidth_ * np.log1p(n)
             boot = boot + self.alpha_boot_.predict(alpha_rows.assign(S_T0=np.clip(boot.mean(axis=1), *SCORE_RANGE))) * np.log1p(n)
-        # tied predictions (e.g. a model that uses only target features) share the credit of being best
+        # tied predictions (e.g. a model that uses only target features) share the credit of being best; a single
+        # candidate (one-source results, or --sources with one code) is best by construction: P(best) = 1, which
+        # compares it with nothing (attrs n_candidates = 1; budget_answer says so instead of quoting the bootstrap)
         top = np.isclose(boot, boot.max(axis=0, keepdims=True), rtol=0, atol=1e-9)
         p_best = (top / top.sum(axis=0, keepdims=True)).mean(axis=1)
         out = pd.DataFrame({"source": rows["source"], "source_name": rows["source"].map(_name),
@@ -218,7 +223,7 @@ class SourceRecommender(BaseEstimator):
         tied = np.isclose(out["predicted"], out["predicted"].iloc[0], rtol=0, atol=1e-6) if len(out) else np.array([])
         out.attrs.update(task=self.task_, model=self.model_, target=target, n=n, coverage=self.coverage, n_tied_at_top=int(tied.sum()),
                          best=out["source"].iloc[0] if len(out) else None, baseline_best=baseline_best,
-                         n_bootstrap=self.n_bootstrap)
+                         n_bootstrap=self.n_bootstrap, n_candidates=len(out))
         return out
 
 
@@ -228,7 +233,11 @@ def budget_answer(table: pd.DataFrame) -> str:
     if table.empty:
         return "no candidate sources"
     top = table.iloc[0]
-    if a.get("n_tied_at_top", 1) > 1:
+    if a.get("n_candidates", len(table)) == 1:
+        text = (f"For {a['target']} with n = {a['n']}: {top['source']} ({top['source_name']}) is the only candidate "
+                f"source, predicted {top['predicted']:.1f} [{top['lower']:.1f}, {top['upper']:.1f}]; its P(best) = 1 holds "
+                "by construction and compares it with no other source")
+    elif a.get("n_tied_at_top", 1) > 1:
         text = (f"For {a['target']} with n = {a['n']}: the model does not tell {a['n_tied_at_top']} sources apart (tied at "
                 f"{top['predicted']:.1f} [{top['lower']:.1f}, {top['upper']:.1f}]; it uses no feature that differs between "
                 f"them)")
@@ -238,7 +247,7 @@ def budget_answer(table: pd.DataFrame) -> str:
                 f"{a['n_bootstrap']} bootstrap refits")
     if a["n"] > 0 and not np.isnan(top["gain_per_doubling"]):
         text += f"; doubling n to {2 * a['n']} adds about {top['gain_per_doubling']:.1f} points"
-    if a.get("baseline_best"):
+    if a.get("baseline_best") and a.get("n_candidates", len(table)) > 1:
         text += f". The per-source-mean baseline would pick {a['baseline_best']}"
         text += "." if a.get("n_tied_at_top", 1) > 1 else (" (the same)." if a["baseline_best"] == top["source"] else " (a different source).")
     else:
