@@ -9,7 +9,17 @@ import pandas as pd
 import pytest
 
 
-pytestmark = pytest.mark.slow
+def test_cpu_groups_give_each_worker_its_own_cpu():
+    from jaxlt.grid.demo import cpu_groups
+
+    assert cpu_groups(2, [0, 1]) == [{0}, {1}]
+    assert cpu_groups(2, [5, 1, 3, 7, 2]) == [{1}, {2}]  # one each, the first usable ones
+    assert cpu_groups(3, [4, 6, 9]) == [{4}, {6}, {9}]
+    assert cpu_groups(3, [0, 1]) is None  # fewer CPUs than workers: nothing pinned
+    assert cpu_groups(1, [0, 1]) is None  # one worker keeps every CPU
+    groups = cpu_groups(2)
+    if groups is not None:
+        assert set().union(*groups) <= os.sched_getaffinity(0) and len(set().union(*groups)) == 2
 
 
 @pytest.fixture(scope="module")
@@ -17,9 +27,13 @@ def demo_run(tmp_path_factory):
     from jaxlt.grid import demo
 
     out = tmp_path_factory.mktemp("lab_demo")
-    return out, demo.run(str(out), gin_files=["runs/lab_ci.gin"], progress=False, num_sentences=8)
+    before = os.sched_getaffinity(0)
+    result = demo.run(str(out), gin_files=["runs/lab_ci.gin"], progress=False, num_sentences=8)
+    assert os.sched_getaffinity(0) == before  # the pinning during the grid is undone
+    return out, result
 
 
+@pytest.mark.slow
 def test_reduced_lab_grid_transfers_as_planted(demo_run):
     out, result = demo_run
     found = result["findings"]
@@ -30,6 +44,7 @@ def test_reduced_lab_grid_transfers_as_planted(demo_run):
     assert found["lab_ner"]["pearson_r"] > 0, found["lab_ner"]
 
 
+@pytest.mark.slow
 def test_demo_tables_and_report(demo_run):
     out, result = demo_run
     langs = pd.read_csv(out / "languages.csv")

@@ -49,6 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no_progress", action="store_true", help="grid demo: no progress bars")
     parser.add_argument("--workers", type=int, default=2,
                         help="grid demo: grid worker processes sharing the cells (default 2, one per core)")
+    parser.add_argument("--no_pin", action="store_true",
+                        help="grid demo: do not pin each grid worker to a CPU of its own")
+    parser.add_argument("--compile_cache", default=None, metavar="DIR",
+                        help="grid demo: JAX's persistent compilation cache (default OUT_DIR/xla_cache; "
+                             "a rerun loads the compiled programs instead of compiling them)")
     add_gin_arguments(parser)
     quick = parser.add_argument_group("--quick (model only)")
     quick.add_argument("--quick", action="store_true", help="only load, predict and score; no training")
@@ -73,7 +78,9 @@ def main(argv: list[str]) -> int:
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         demo.run(args.out_dir, gin_files=args.gin_file or [demo.DEMO_GIN], bindings=bindings,
-                 analyze=not args.no_analysis, progress=not args.no_progress, workers=args.workers)
+                 analyze=not args.no_analysis, progress=not args.no_progress, workers=args.workers,
+                 pin=not args.no_pin,
+                 compile_cache=args.compile_cache or os.path.join(args.out_dir, demo.XLA_CACHE))
         return 0
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     import jaxlt.data.tf_cpu  # noqa: F401  (hides accelerators from TensorFlow before seqio / JAX)

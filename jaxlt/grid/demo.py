@@ -19,6 +19,39 @@ import time
 
 log = logging.getLogger(__name__)
 DEMO_GIN = "runs/demo.gin"
+XLA_CACHE = "xla_cache"  # jaxlt demo: JAX's persistent compilation cache, inside DIR
+
+
+def cpu_groups(workers: int, cpus=None) -> list[set[int]] | None:
+    """One CPU per grid worker (the first usable ones, in order), or None when there are fewer CPUs
+    than workers or a single worker. A tiny model's step is too small to share between cores: two
+    unpinned workers each size XLA's and TensorFlow's thread pools to every core, so 4+ busy
+    threads share 2 cores. Pinned, a worker's pools have one thread; and since XLA's multi-threaded
+    matmuls split their sums between threads (a 1- and a 2-thread run of the same steps differ in
+    the last digits), the numbers no longer depend on how many cores the machine has."""
+    cpus = sorted(os.sched_getaffinity(0) if cpus is None else cpus)
+    if workers < 2 or len(cpus) < workers:
+        return None
+    return [{c} for c in cpus[:workers]]
+
+
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process and its finished child processes (the workers)."""
+    import resource
+
+    me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
+
+
+def use_compilation_cache(directory: str) -> None:
+    """JAX's persistent compilation cache in `directory` (every program, however fast it compiled):
+    a rerun, and a worker that compiles after another, load the executables instead of compiling."""
+    import jax
+
+    os.makedirs(directory, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", directory)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
 def _configure(out_dir: str, gin_files, bindings, pretrained: str | None):
@@ -52,11 +85,34 @@ def _run_grid(out_dir: str, spec, settings, worker_index: int, num_workers: int,
 
 
 def run(out_dir: str, *, gin_files=(DEMO_GIN,), bindings=(), analyze: bool = True, progress: bool = True,
-        num_sentences: int = 32, pretrained: str | None = None, workers: int = 2) -> dict:
+        num_sentences: int = 32, pretrained: str | None = None, workers: int = 2, pin: bool = True,
+        compile_cache: str | None = None) -> dict:
     """Runs the demo into `out_dir`; returns the paths it wrote, timings and the findings.
 
     `workers`: grid worker processes (the static schedule splits the source runs between them):
-    a tiny model's training step uses about one core, so 2 workers use both cores of a laptop."""
+    a tiny model's training step uses about one core, so 2 workers use both cores of a laptop.
+    `pin`: each worker on a CPU of its own (`cpu_groups`) while the grid runs (this process, worker 0,
+    overlaps the model features with the other workers' cells), then all CPUs back for the analysis.
+    `compile_cache`: a directory for JAX's persistent compilation cache, this process and the
+    workers (None: no cache; `jaxlt demo` uses DIR/xla_cache)."""
+    if workers < 1:
+        raise ValueError(f"demo workers must be >= 1, got {workers}")
+    logging.getLogger("absl").setLevel(logging.ERROR)
+    out_dir = os.path.abspath(out_dir)
+    paths, seconds = {}, {}
+    all_cpus = os.sched_getaffinity(0)
+    groups = cpu_groups(workers) if pin else None
+    if groups:  # before TensorFlow and XLA size their thread pools in this process
+        os.sched_setaffinity(0, groups[0])
+    try:
+        return _run(out_dir, gin_files, bindings, analyze, progress, num_sentences, pretrained, workers,
+                    groups, compile_cache, all_cpus, paths, seconds)
+    finally:
+        os.sched_setaffinity(0, all_cpus)
+
+
+def _run(out_dir, gin_files, bindings, analyze, progress, num_sentences, pretrained, workers, groups,
+         compile_cache, all_cpus, paths, seconds) -> dict:
     import subprocess
     import sys
 
@@ -66,14 +122,12 @@ def run(out_dir: str, *, gin_files=(DEMO_GIN,), bindings=(), analyze: bool = Tru
     from jaxlt.lab import data as lab_data
     from jaxlt.lab import truth
 
-    if workers < 1:
-        raise ValueError(f"demo workers must be >= 1, got {workers}")
-    logging.getLogger("absl").setLevel(logging.ERROR)
-    out_dir = os.path.abspath(out_dir)
-    paths, seconds = {}, {}
-    t0 = time.perf_counter()
+    if compile_cache:
+        use_compilation_cache(compile_cache)
+    cpu = {}  # CPU seconds per stage (all processes): what a timing under load still tells
+    t0, c0 = time.perf_counter(), cpu_seconds()
     paths["lab_data"], spec, settings = _configure(out_dir, gin_files, bindings, pretrained)
-    seconds["data"] = time.perf_counter() - t0
+    seconds["data"], cpu["data"] = time.perf_counter() - t0, cpu_seconds() - c0
 
     languages = sorted({lang for t in spec.tasks for lang in (*spec.all_sources_for(t), *spec.all_targets_for(t))})
     params = [p for p in lab_data.DEFAULT_LANGUAGES if p.code in languages]
@@ -85,24 +139,42 @@ def run(out_dir: str, *, gin_files=(DEMO_GIN,), bindings=(), analyze: bool = Tru
     paths["lab_json"] = os.path.join(out_dir, "lab.json")
     atomic.write_json(paths["lab_json"], {t: {"chance": chance[t]["chance"]} for t in spec.tasks}, indent=2)
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu_seconds()
     others = []
     for index in range(1, workers):  # the other workers in their own processes (own JAX runtime)
         command = [sys.executable, "-m", "jaxlt.grid.demo", out_dir, "--grid_worker", f"{index}/{workers}",
                    *[f"--gin_file={f}" for f in gin_files], *[f"--gin.{b}" for b in _flag_bindings(bindings)]]
         if pretrained:
             command.append(f"--pretrained={os.path.abspath(pretrained)}")
+        if groups:
+            command.append("--cpus=" + ",".join(str(c) for c in sorted(groups[index])))
+        if compile_cache:
+            command.append(f"--compile_cache={os.path.abspath(compile_cache)}")
         others.append(subprocess.Popen(command))
     try:
         store_root = _run_grid(out_dir, spec, settings, 0, workers, progress)
+        # The model features need only the pre-trained model: computed here while the other workers
+        # finish their cells (they start later, after their imports), not after the grid.
+        t1, c1 = time.perf_counter(), cpu_seconds()
+        feature_dir = os.path.join(out_dir, "model_features")
+        compute(spec.model, settings.pretrained, list(spec.tasks), languages, feature_dir,
+                FeatureSettings(num_sentences=num_sentences, batch_size=16, input_length=64, target_length=16),
+                progress=progress, init_seed=settings.init_seed)
+        seconds["model_features"], cpu["model_features"] = time.perf_counter() - t1, cpu_seconds() - c1
+        paths["language_features"] = os.path.join(feature_dir, "language_features.csv")
+        paths["centroids"] = os.path.join(feature_dir, "centroids.npz")
+        print(f"model features: {len(languages)} languages in {seconds['model_features']:.0f}s "
+              f"({cpu['model_features']:.0f} CPU s, this process) -> {feature_dir}")
     finally:
         failed = [p.args[5] for p in others if p.wait() != 0]
     if failed:
         raise RuntimeError(f"demo grid worker(s) {', '.join(failed)} failed (their log is above)")
-    seconds["grid"] = time.perf_counter() - t0
+    seconds["grid"], cpu["grid"] = time.perf_counter() - t0, cpu_seconds() - c0
+    os.sched_setaffinity(0, all_cpus)  # the analysis (and its worker processes): every CPU
     paths["results_csv"] = os.path.join(out_dir, "results.csv")
     df = export.export(store_root, paths["results_csv"], os.path.join(out_dir, "results.parquet"))
-    print(f"grid: {df.cell_id.nunique()} cells in {seconds['grid']:.0f}s -> {paths['results_csv']}")
+    print(f"grid: {df.cell_id.nunique()} cells in {seconds['grid']:.0f}s, model features included "
+          f"({cpu['grid']:.0f} CPU s, all workers) -> {paths['results_csv']}")
 
     found = truth.findings(df, truth.languages_table(params), chance)
     for task in found:  # how chance was computed
@@ -112,15 +184,6 @@ def run(out_dir: str, *, gin_files=(DEMO_GIN,), bindings=(), analyze: bool = Tru
     summary = truth.findings_markdown(found)
     print(summary)
 
-    t0 = time.perf_counter()
-    feature_dir = os.path.join(out_dir, "model_features")
-    compute(spec.model, settings.pretrained, list(spec.tasks), languages, feature_dir,
-            FeatureSettings(num_sentences=num_sentences, batch_size=16, input_length=64, target_length=16),
-            progress=progress, init_seed=settings.init_seed)
-    seconds["model_features"] = time.perf_counter() - t0
-    paths["language_features"] = os.path.join(feature_dir, "language_features.csv")
-    paths["centroids"] = os.path.join(feature_dir, "centroids.npz")
-    print(f"model features: {len(languages)} languages in {seconds['model_features']:.0f}s -> {feature_dir}")
 
     paths["text"] = write_training_text(os.path.join(out_dir, "text.jsonl"), list(spec.tasks), languages)
 
@@ -130,14 +193,14 @@ def run(out_dir: str, *, gin_files=(DEMO_GIN,), bindings=(), analyze: bool = Tru
         except ImportError as e:  # the analysis stage is optional for the accelerator stage
             print(f"analysis stage not available ({e}); skipped")
         else:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), cpu_seconds()
             paths["analysis"] = os.path.join(out_dir, "analysis")
             rc = analyze_command.main(["--results", paths["results_csv"], "--text", paths["text"],
                                        "--model-features", paths["language_features"],
                                        "--embeddings", paths["centroids"], "--typology", paths["typology_csv"],
                                        "--metric", "lab_nli=accuracy", "--metric", "lab_ner=f1",
                                        "--permutations", "199", "--out", paths["analysis"]])
-            seconds["analysis"] = time.perf_counter() - t0
+            seconds["analysis"], cpu["analysis"] = time.perf_counter() - t0, cpu_seconds() - c0
             if rc:
                 raise RuntimeError(f"jaxlt analyze failed with exit status {rc}")
             report = os.path.join(paths["analysis"], "report.md")
@@ -145,8 +208,8 @@ def run(out_dir: str, *, gin_files=(DEMO_GIN,), bindings=(), analyze: bool = Tru
                 with open(report, encoding="utf-8") as f:
                     body = f.read()
                 atomic.write_text(report, summary + "\n" + body)
-            print(f"analysis in {seconds['analysis']:.0f}s -> {paths['analysis']}")
-    return {"paths": paths, "seconds": seconds, "findings": found}
+            print(f"analysis in {seconds['analysis']:.0f}s ({cpu['analysis']:.0f} CPU s) -> {paths['analysis']}")
+    return {"paths": paths, "seconds": seconds, "cpu_seconds": cpu, "findings": found}
 
 
 def _flag_bindings(bindings) -> list[str]:
@@ -185,19 +248,28 @@ def main(argv: list[str]) -> int:
     p.add_argument("--no_progress", action="store_true")
     p.add_argument("--workers", type=int, default=2, help="grid worker processes (default 2)")
     p.add_argument("--pretrained", default=None, help="lab model directory (default: the shipped one)")
+    p.add_argument("--no_pin", action="store_true", help="do not pin each grid worker to its own CPUs")
     p.add_argument("--grid_worker", default=None, metavar="I/N", help=argparse.SUPPRESS)  # run() starts these
+    p.add_argument("--cpus", default=None, help=argparse.SUPPRESS)  # a grid worker's CPUs, e.g. 1 or 2,3
+    p.add_argument("--compile_cache", default=None, metavar="DIR",
+                   help=f"JAX's persistent compilation cache (default OUT_DIR/{XLA_CACHE})")
     args = p.parse_args(rest)
+    if args.cpus:  # first: before TensorFlow and XLA size their thread pools
+        os.sched_setaffinity(0, {int(c) for c in args.cpus.split(",")})
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     gin_files = args.gin_file or [DEMO_GIN]
     if args.grid_worker:  # one grid worker of a demo run: only its share of the cells
         index, count = (int(x) for x in args.grid_worker.split("/"))
         logging.getLogger("absl").setLevel(logging.ERROR)
         out_dir = os.path.abspath(args.out_dir)
+        if args.compile_cache:
+            use_compilation_cache(args.compile_cache)
         _, spec, settings = _configure(out_dir, gin_files, bindings, args.pretrained)
         _run_grid(out_dir, spec, settings, index, count, progress=False)
         return 0
     run(args.out_dir, gin_files=gin_files, bindings=bindings, analyze=not args.no_analysis,
-        progress=not args.no_progress, pretrained=args.pretrained, workers=args.workers)
+        progress=not args.no_progress, pretrained=args.pretrained, workers=args.workers, pin=not args.no_pin,
+        compile_cache=args.compile_cache or os.path.join(args.out_dir, XLA_CACHE))
     return 0
 
 
