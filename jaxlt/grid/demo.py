@@ -29,6 +29,8 @@ def cpu_groups(workers: int, cpus=None) -> list[set[int]] | None:
     threads share 2 cores. Pinned, a worker's pools have one thread; and since XLA's multi-threaded
     matmuls split their sums between threads (a 1- and a 2-thread run of the same steps differ in
     the last digits), the numbers no longer depend on how many cores the machine has."""
+    if cpus is None and not hasattr(os, "sched_getaffinity"):  # not Linux: no pinning
+        return None
     cpus = sorted(os.sched_getaffinity(0) if cpus is None else cpus)
     if workers < 2 or len(cpus) < workers:
         return None
@@ -100,15 +102,16 @@ def run(out_dir: str, *, gin_files=(DEMO_GIN,), bindings=(), analyze: bool = Tru
     logging.getLogger("absl").setLevel(logging.ERROR)
     out_dir = os.path.abspath(out_dir)
     paths, seconds = {}, {}
-    all_cpus = os.sched_getaffinity(0)
     groups = cpu_groups(workers) if pin else None
+    all_cpus = os.sched_getaffinity(0) if groups else None
     if groups:  # before TensorFlow and XLA size their thread pools in this process
         os.sched_setaffinity(0, groups[0])
     try:
         return _run(out_dir, gin_files, bindings, analyze, progress, num_sentences, pretrained, workers,
                     groups, compile_cache, all_cpus, paths, seconds)
     finally:
-        os.sched_setaffinity(0, all_cpus)
+        if groups:
+            os.sched_setaffinity(0, all_cpus)
 
 
 def _run(out_dir, gin_files, bindings, analyze, progress, num_sentences, pretrained, workers, groups,
@@ -170,7 +173,8 @@ def _run(out_dir, gin_files, bindings, analyze, progress, num_sentences, pretrai
     if failed:
         raise RuntimeError(f"demo grid worker(s) {', '.join(failed)} failed (their log is above)")
     seconds["grid"], cpu["grid"] = time.perf_counter() - t0, cpu_seconds() - c0
-    os.sched_setaffinity(0, all_cpus)  # the analysis (and its worker processes): every CPU
+    if groups:  # the analysis (and its worker processes): every CPU
+        os.sched_setaffinity(0, all_cpus)
     paths["results_csv"] = os.path.join(out_dir, "results.csv")
     df = export.export(store_root, paths["results_csv"], os.path.join(out_dir, "results.parquet"))
     print(f"grid: {df.cell_id.nunique()} cells in {seconds['grid']:.0f}s, model features included "
@@ -254,7 +258,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--compile_cache", default=None, metavar="DIR",
                    help=f"JAX's persistent compilation cache (default OUT_DIR/{XLA_CACHE})")
     args = p.parse_args(rest)
-    if args.cpus:  # first: before TensorFlow and XLA size their thread pools
+    if args.cpus:  # first: before TensorFlow and XLA size their thread pools (run() passes it on Linux only)
         os.sched_setaffinity(0, {int(c) for c in args.cpus.split(",")})
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     gin_files = args.gin_file or [DEMO_GIN]
