@@ -221,3 +221,30 @@ def test_demo_rejects_a_bad_worker_count_before_any_work(tmp_path, capsys):
     assert demo.main([str(tmp_path / "out"), "--workers", "0"]) == 2
     assert "--workers must be >= 1" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_code_switched_pretraining_documents():
+    """A non-Latin language's code-switched documents mix its own forms with their Latin spellings
+    (the cognates' Latin spellings are the base forms); Latin-script languages never change."""
+    langs = {lang.code: lang for lang in data.languages()}
+    plain = data.pretraining_documents(langs["syn_d"], 200, 3)
+    mixed = data.pretraining_documents(langs["syn_d"], 200, 3, code_switch=0.5)
+    assert mixed == data.pretraining_documents(langs["syn_d"], 200, 3, code_switch=0.5)  # seeded
+    assert data.pretraining_documents(langs["syn_d"], 200, 3, code_switch=0.0) == plain
+    assert data.pretraining_documents(langs["syn_a"], 50, 3, code_switch=1.0) == \
+        data.pretraining_documents(langs["syn_a"], 50, 3)
+    latin_twin = Language(LanguageParams("syn_d", script="latin", lexical_share=0.8))
+    assert latin_twin.latin_lexicon == langs["syn_d"].latin_lexicon
+    changed = 0
+    for p, m in zip(plain, mixed):
+        pw, mw = p.split(), m.split()
+        assert len(pw) == len(mw)  # word for word
+        for a, b in zip(pw, mw):
+            # the native word, or its spelling in Latin letters
+            assert b == a or (b.isascii() and not a.isascii() and grammar.transliterate(b, "cyrillic") == a)
+        changed += p != m
+    assert 60 < changed < 140  # about half the documents (binomial 200 x 0.5)
+    base = set(grammar.base_lexicon(data.SEED).values())
+    words = {w for m in mixed for w in m.split()}
+    cognates = {langs["syn_d"].latin_lexicon[c] for c in langs["syn_d"].cognates}
+    assert cognates & words and cognates <= base  # the route: base forms inside syn_d text

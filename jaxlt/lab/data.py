@@ -153,13 +153,32 @@ def task_records(task: str, language: Language, split: str, size: int | None = N
 
 
 def pretraining_documents(language: Language, num_documents: int, sentences_per_document: int = 3,
-                          seed: int = SEED) -> list[str]:
-    """Monolingual documents of a few sentences (the same meanings in every language)."""
+                          seed: int = SEED, code_switch: float = 0.0) -> list[str]:
+    """Monolingual documents of a few sentences (the same meanings in every language).
+
+    `code_switch`: for a language not written in Latin letters, the share of its documents in
+    which each word is written in Latin letters with probability 1/2 (its own word forms before
+    transliteration), as transliterated words mix into real text: the route by which a model
+    can learn that a form and its transliteration are one word."""
     meanings = text_meanings(num_documents * sentences_per_document, seed)
+    latin = None
+    if code_switch > 0 and language.params.script != "latin":
+        import dataclasses
+
+        latin = Language(dataclasses.replace(language.params, script="latin"), seed)
+        rng = random.Random(f"jaxlt-lab-code-switch-{seed}-{language.code}")
     docs = []
     for i in range(num_documents):
         chunk = meanings[i * sentences_per_document:(i + 1) * sentences_per_document]
-        docs.append(" ".join(language.sentence(c) + " ." for c in chunk))
+        if latin is not None and rng.random() < code_switch:
+            sentences = []
+            for c in chunk:  # the same clause rendered twice: tokens correspond one to one
+                native, latin_tokens = language.render(c), latin.render(c)
+                sentences.append(" ".join(lt if rng.random() < 0.5 else nt
+                                          for (nt, _), (lt, _) in zip(native, latin_tokens)))
+            docs.append(" ".join(s + " ." for s in sentences))
+        else:
+            docs.append(" ".join(language.sentence(c) + " ." for c in chunk))
     return docs
 
 

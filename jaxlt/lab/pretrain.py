@@ -49,6 +49,8 @@ class PretrainConfig:
     # after warmup, so the first 1000 steps do not depend on the total).
     documents_per_language: int = 12000
     sentences_per_document: int = 3
+    # share of a non-Latin-script language's documents with words in Latin letters (data.pretraining_documents)
+    code_switch: float = 0.0
     max_tokens: int = 40  # span-corruption chunk length
     input_length: int = 48
     target_length: int = 16
@@ -77,7 +79,7 @@ def corpus(config: PretrainConfig) -> list[str]:
     docs = []
     for language in data.languages(seed=config.seed):
         docs += data.pretraining_documents(language, config.documents_per_language,
-                                           config.sentences_per_document, config.seed)
+                                           config.sentences_per_document, config.seed, config.code_switch)
     random.Random(f"jaxlt-lab-pretrain-order-{config.seed}").shuffle(docs)
     return docs
 
