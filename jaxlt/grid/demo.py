@@ -156,6 +156,8 @@ def _run(out_dir, gin_files, bindings, analyze, progress, num_sentences, pretrai
         others.append(subprocess.Popen(command))
     try:
         store_root = _run_grid(out_dir, spec, settings, 0, workers, progress)
+        if groups:  # this worker's cells are done: free to move to whichever core is idle
+            os.sched_setaffinity(0, all_cpus)
         # The model features need only the pre-trained model: computed here while the other workers
         # finish their cells (they start later, after their imports), not after the grid.
         t1, c1 = time.perf_counter(), cpu_seconds()
@@ -173,8 +175,6 @@ def _run(out_dir, gin_files, bindings, analyze, progress, num_sentences, pretrai
     if failed:
         raise RuntimeError(f"demo grid worker(s) {', '.join(failed)} failed (their log is above)")
     seconds["grid"], cpu["grid"] = time.perf_counter() - t0, cpu_seconds() - c0
-    if groups:  # the analysis (and its worker processes): every CPU
-        os.sched_setaffinity(0, all_cpus)
     paths["results_csv"] = os.path.join(out_dir, "results.csv")
     df = export.export(store_root, paths["results_csv"], os.path.join(out_dir, "results.parquet"))
     print(f"grid: {df.cell_id.nunique()} cells in {seconds['grid']:.0f}s, model features included "
