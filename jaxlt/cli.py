@@ -63,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"jaxlt: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
+    if name == "demo" and not in_process:  # many small XLA steps on CPU: see jaxlt/malloc_env.py
+        from jaxlt import malloc_env
+
+        malloc_env.reexec(argv)
     verbose = "--verbose" in rest or os.environ.get("JAXLT_VERBOSE", "") not in ("", "0")
     from jaxlt import console, errors
 

@@ -119,7 +119,7 @@ def _run(out_dir, gin_files, bindings, analyze, progress, num_sentences, pretrai
     import subprocess
     import sys
 
-    from jaxlt import atomic
+    from jaxlt import atomic, malloc_env
     from jaxlt.grid import export
     from jaxlt.grid.model_features import FeatureSettings, compute
     from jaxlt.lab import data as lab_data
@@ -153,7 +153,7 @@ def _run(out_dir, gin_files, bindings, analyze, progress, num_sentences, pretrai
             command.append("--cpus=" + ",".join(str(c) for c in sorted(groups[index])))
         if compile_cache:
             command.append(f"--compile_cache={os.path.abspath(compile_cache)}")
-        others.append(subprocess.Popen(command))
+        others.append(subprocess.Popen(command, env=malloc_env.environment()))  # see jaxlt/malloc_env.py
     try:
         store_root = _run_grid(out_dir, spec, settings, 0, workers, progress)
         if groups:  # this worker's cells are done: free to move to whichever core is idle
