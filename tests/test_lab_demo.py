@@ -22,6 +22,31 @@ def test_cpu_groups_give_each_worker_its_own_cpu():
         assert set().union(*groups) <= os.sched_getaffinity(0) and len(set().union(*groups)) == 2
 
 
+def test_model_features_are_computed_by_one_process_only(tmp_path, monkeypatch):
+    """The first demo process to finish its cells claims the features; the others skip at once."""
+    from jaxlt.grid import demo, model_features
+
+    calls = []
+    monkeypatch.setattr(model_features, "compute", lambda *a, **k: calls.append(a[4]))
+
+    class Spec:
+        tasks, model = ("lab_nli",), "mt5-lab"
+
+        def all_sources_for(self, task):
+            return ["syn_a"]
+
+        def all_targets_for(self, task):
+            return ["syn_b", "syn_a"]
+
+    class Settings:
+        pretrained, init_seed = "lab_model", 0
+
+    first = demo.compute_features_if_first(str(tmp_path), Spec(), Settings(), 8, progress=False)
+    second = demo.compute_features_if_first(str(tmp_path), Spec(), Settings(), 8, progress=False)
+    assert (first, second) == (True, False)
+    assert calls == [str(tmp_path / "model_features")]
+
+
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
     from jaxlt.grid import demo

@@ -121,7 +121,6 @@ def _run(out_dir, gin_files, bindings, analyze, progress, num_sentences, pretrai
 
     from jaxlt import atomic, malloc_env
     from jaxlt.grid import export
-    from jaxlt.grid.model_features import FeatureSettings, compute
     from jaxlt.lab import data as lab_data
     from jaxlt.lab import truth
 
@@ -143,9 +142,14 @@ def _run(out_dir, gin_files, bindings, analyze, progress, num_sentences, pretrai
     atomic.write_json(paths["lab_json"], {t: {"chance": chance[t]["chance"]} for t in spec.tasks}, indent=2)
 
     t0, c0 = time.perf_counter(), cpu_seconds()
+    feature_dir = os.path.join(out_dir, "model_features")
+    claim = os.path.join(feature_dir, FEATURES_CLAIM)
+    if os.path.exists(claim):  # a previous run's: the features are computed again
+        os.remove(claim)
     others = []
     for index in range(1, workers):  # the other workers in their own processes (own JAX runtime)
         command = [sys.executable, "-m", "jaxlt.grid.demo", out_dir, "--grid_worker", f"{index}/{workers}",
+                   f"--num_sentences={num_sentences}",
                    *[f"--gin_file={f}" for f in gin_files], *[f"--gin.{b}" for b in _flag_bindings(bindings)]]
         if pretrained:
             command.append(f"--pretrained={os.path.abspath(pretrained)}")
@@ -158,22 +162,19 @@ def _run(out_dir, gin_files, bindings, analyze, progress, num_sentences, pretrai
         store_root = _run_grid(out_dir, spec, settings, 0, workers, progress)
         if groups:  # this worker's cells are done: free to move to whichever core is idle
             os.sched_setaffinity(0, all_cpus)
-        # The model features need only the pre-trained model: computed here while the other workers
-        # finish their cells (they start later, after their imports), not after the grid.
         t1, c1 = time.perf_counter(), cpu_seconds()
-        feature_dir = os.path.join(out_dir, "model_features")
-        compute(spec.model, settings.pretrained, list(spec.tasks), languages, feature_dir,
-                FeatureSettings(num_sentences=num_sentences, batch_size=16, input_length=64, target_length=16),
-                progress=progress, init_seed=settings.init_seed)
-        seconds["model_features"], cpu["model_features"] = time.perf_counter() - t1, cpu_seconds() - c1
-        paths["language_features"] = os.path.join(feature_dir, "language_features.csv")
-        paths["centroids"] = os.path.join(feature_dir, "centroids.npz")
-        print(f"model features: {len(languages)} languages in {seconds['model_features']:.0f}s "
-              f"({cpu['model_features']:.0f} CPU s, this process) -> {feature_dir}")
+        if compute_features_if_first(out_dir, spec, settings, num_sentences, progress):
+            seconds["model_features"], cpu["model_features"] = time.perf_counter() - t1, cpu_seconds() - c1
+            print(f"model features: {len(languages)} languages in {seconds['model_features']:.0f}s "
+                  f"({cpu['model_features']:.0f} CPU s, this process) -> {feature_dir}")
     finally:
         failed = [p.args[5] for p in others if p.wait() != 0]
     if failed:
         raise RuntimeError(f"demo grid worker(s) {', '.join(failed)} failed (their log is above)")
+    paths["language_features"] = os.path.join(feature_dir, "language_features.csv")
+    paths["centroids"] = os.path.join(feature_dir, "centroids.npz")
+    if not (os.path.isfile(paths["language_features"]) and os.path.isfile(paths["centroids"])):
+        raise RuntimeError(f"the model features were not written to {feature_dir} (a worker's log is above)")
     seconds["grid"], cpu["grid"] = time.perf_counter() - t0, cpu_seconds() - c0
     paths["results_csv"] = os.path.join(out_dir, "results.csv")
     df = export.export(store_root, paths["results_csv"], os.path.join(out_dir, "results.parquet"))
@@ -216,6 +217,28 @@ def _run(out_dir, gin_files, bindings, analyze, progress, num_sentences, pretrai
     return {"paths": paths, "seconds": seconds, "cpu_seconds": cpu, "findings": found}
 
 
+FEATURES_CLAIM = ".claimed"
+
+
+def compute_features_if_first(out_dir: str, spec, settings, num_sentences: int, progress: bool) -> bool:
+    """The model features, computed by whichever demo process finishes its grid cells first (they
+    need only the pre-trained model, so they overlap the other workers' last cells): the first to
+    create the claim file computes them; the others return False at once."""
+    from jaxlt.grid.model_features import FeatureSettings, compute
+
+    feature_dir = os.path.join(out_dir, "model_features")
+    os.makedirs(feature_dir, exist_ok=True)
+    try:
+        os.close(os.open(os.path.join(feature_dir, FEATURES_CLAIM), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return False
+    languages = sorted({lang for t in spec.tasks for lang in (*spec.all_sources_for(t), *spec.all_targets_for(t))})
+    compute(spec.model, settings.pretrained, list(spec.tasks), languages, feature_dir,
+            FeatureSettings(num_sentences=num_sentences, batch_size=16, input_length=64, target_length=16),
+            progress=progress, init_seed=settings.init_seed)
+    return True
+
+
 def _flag_bindings(bindings) -> list[str]:
     """Gin bindings `name = value` as `--gin.` flag bodies `name=value`."""
     return [b.replace(" = ", "=", 1) if " = " in b else b for b in bindings]
@@ -254,6 +277,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--pretrained", default=None, help="lab model directory (default: the shipped one)")
     p.add_argument("--no_pin", action="store_true", help="do not pin each grid worker to its own CPUs")
     p.add_argument("--grid_worker", default=None, metavar="I/N", help=argparse.SUPPRESS)  # run() starts these
+    p.add_argument("--num_sentences", type=int, default=32, help=argparse.SUPPRESS)  # model features (run())
     p.add_argument("--cpus", default=None, help=argparse.SUPPRESS)  # a grid worker's CPUs, e.g. 1 or 2,3
     p.add_argument("--compile_cache", default=None, metavar="DIR",
                    help=f"JAX's persistent compilation cache (default OUT_DIR/{XLA_CACHE})")
@@ -270,6 +294,7 @@ def main(argv: list[str]) -> int:
             use_compilation_cache(args.compile_cache)
         _, spec, settings = _configure(out_dir, gin_files, bindings, args.pretrained)
         _run_grid(out_dir, spec, settings, index, count, progress=False)
+        compute_features_if_first(out_dir, spec, settings, args.num_sentences, progress=False)
         return 0
     run(args.out_dir, gin_files=gin_files, bindings=bindings, analyze=not args.no_analysis,
         progress=not args.no_progress, pretrained=args.pretrained, workers=args.workers, pin=not args.no_pin,
