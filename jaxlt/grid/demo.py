@@ -93,8 +93,9 @@ def run(out_dir: str, *, gin_files=(DEMO_GIN,), bindings=(), analyze: bool = Tru
 
     `workers`: grid worker processes (the static schedule splits the source runs between them):
     a tiny model's training step uses about one core, so 2 workers use both cores of a laptop.
-    `pin`: each worker on a CPU of its own (`cpu_groups`) while the grid runs (this process, worker 0,
-    overlaps the model features with the other workers' cells), then all CPUs back for the analysis.
+    `pin`: each worker on a CPU of its own (`cpu_groups`) while the grid runs, then all CPUs back for
+    the analysis. The model features are computed by the first process to finish its cells
+    (`compute_features_if_first`), overlapping the others' last cells.
     `compile_cache`: a directory for JAX's persistent compilation cache, this process and the
     workers (None: no cache; `jaxlt demo` uses DIR/xla_cache)."""
     if workers < 1:
@@ -131,7 +132,7 @@ def _run(out_dir, gin_files, bindings, analyze, progress, num_sentences, pretrai
     paths["lab_data"], spec, settings = _configure(out_dir, gin_files, bindings, pretrained)
     seconds["data"], cpu["data"] = time.perf_counter() - t0, cpu_seconds() - c0
 
-    languages = sorted({lang for t in spec.tasks for lang in (*spec.all_sources_for(t), *spec.all_targets_for(t))})
+    languages = demo_languages(spec)
     params = [p for p in lab_data.DEFAULT_LANGUAGES if p.code in languages]
     paths["languages_csv"] = os.path.join(out_dir, "languages.csv")
     atomic.write_text(paths["languages_csv"], truth.languages_table(params).to_csv(index=False))
@@ -189,7 +190,6 @@ def _run(out_dir, gin_files, bindings, analyze, progress, num_sentences, pretrai
     summary = truth.findings_markdown(found)
     print(summary)
 
-
     paths["text"] = write_training_text(os.path.join(out_dir, "text.jsonl"), list(spec.tasks), languages)
 
     if analyze:
@@ -220,6 +220,11 @@ def _run(out_dir, gin_files, bindings, analyze, progress, num_sentences, pretrai
 FEATURES_CLAIM = ".claimed"
 
 
+def demo_languages(spec) -> list[str]:
+    """Every language the demo's grid uses, as a source or a target."""
+    return sorted({lang for t in spec.tasks for lang in (*spec.all_sources_for(t), *spec.all_targets_for(t))})
+
+
 def compute_features_if_first(out_dir: str, spec, settings, num_sentences: int, progress: bool) -> bool:
     """The model features, computed by whichever demo process finishes its grid cells first (they
     need only the pre-trained model, so they overlap the other workers' last cells): the first to
@@ -232,8 +237,7 @@ def compute_features_if_first(out_dir: str, spec, settings, num_sentences: int, 
         os.close(os.open(os.path.join(feature_dir, FEATURES_CLAIM), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
     except FileExistsError:
         return False
-    languages = sorted({lang for t in spec.tasks for lang in (*spec.all_sources_for(t), *spec.all_targets_for(t))})
-    compute(spec.model, settings.pretrained, list(spec.tasks), languages, feature_dir,
+    compute(spec.model, settings.pretrained, list(spec.tasks), demo_languages(spec), feature_dir,
             FeatureSettings(num_sentences=num_sentences, batch_size=16, input_length=64, target_length=16),
             progress=progress, init_seed=settings.init_seed)
     return True
