@@ -169,3 +169,51 @@ def test_a_source_run_at_an_absurd_learning_rate_diverges_and_saves_nothing(exec
     assert e.value.step == 2 and "not finite" in e.value.reason and e.value.last_good_step is None
     assert not [p for p in ckpt.iterdir() if p.name.isdigit()]
     assert executor._trainer_at(1e30) is not executor.trainer and executor._trainer_at(None) is executor.trainer
+
+
+def test_fewshot_replay_batches_hold_source_rows_then_the_nshot_set(executor):
+    """`fewshot_replay` 0.5 of a batch of 8: every sequential few-shot batch is 4 rows of the
+    source's training set (read here straight from its seqio task) and 4 of the cell's n-shot set;
+    the same cell gives the same batches; the paper's protocol (0) is n-shot rows only."""
+    import dataclasses
+
+    import seqio
+
+    from jaxlt.data.tasks import register_task
+    from jaxlt.grid.executor import TrainerExecutor
+
+    settings = dataclasses.replace(SETTINGS, fewshot_replay=0.5)
+    assert settings.replay_rows == 4
+    replaying = TrainerExecutor(settings, trainer=executor.trainer)
+    cell = Cell("xnli", "de", 0, "sw", 8, "sequential", "random")
+    replaying.prepare([cell])
+    name = register_task("xnli", "de", data_dir=replaying.data_dir, vocabulary=replaying.spm_path)
+    ds = seqio.get_mixture_or_task(name).get_dataset(replaying.lengths, split="train", shuffle=False,
+                                                      num_epochs=1, use_cached=False)
+    source_rows = {tuple(r["encoder_input_tokens"]) for r in
+                   seqio.EncDecFeatureConverter(pack=False)(ds, replaying.lengths).as_numpy_iterator()}
+    nshot = {tuple(r) for r in replaying._nshot_arrays(cell)["encoder_input_tokens"]}
+    assert not source_rows & nshot
+    _, batches, steps = replaying.fewshot_run(cell, None)
+    taken = [next(batches) for _ in range(steps)]
+    for batch in taken:
+        rows = [tuple(r) for r in batch["encoder_input_tokens"]]
+        assert len(rows) == 8 and all(r in source_rows for r in rows[:4]) and all(r in nshot for r in rows[4:])
+    again = replaying.fewshot_run(cell, None)[1]
+    for batch in taken:
+        np.testing.assert_array_equal(next(again)["decoder_target_tokens"], batch["decoder_target_tokens"])
+    plain = next(executor.fewshot_run(cell, None)[1])
+    assert all(tuple(r) in nshot for r in plain["encoder_input_tokens"])
+
+
+def test_fewshot_replay_is_hashed_and_checked():
+    import dataclasses
+
+    from jaxlt.grid.settings import config_hash
+
+    assert "fewshot_replay" not in SETTINGS.hashed_dict()  # the paper's protocol keeps earlier hashes
+    replay = dataclasses.replace(SETTINGS, fewshot_replay=0.5)
+    assert config_hash(replay, "m") != config_hash(SETTINGS, "m")
+    for bad in (1.0, -0.1, 0.01):  # 0.01 of a batch of 8 rounds to no source example
+        with pytest.raises(ValueError, match="fewshot_replay"):
+            dataclasses.replace(SETTINGS, fewshot_replay=bad)

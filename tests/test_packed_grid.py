@@ -161,3 +161,36 @@ def test_default_pack_size_from_memory(trainer):
     assert bytes_per_member(trainer) > 4 * params  # params, gradients, two Adam moments, activations
     assert default_pack_size(trainer, num_cells=5) == 5  # the tiny model: memory is no limit
     assert default_pack_size(trainer, num_cells=0) == 1
+
+
+def test_packed_cells_replay_and_skip_the_warmup_like_single_cells(tmp_path):
+    """`fewshot_replay` and `fewshot_warmup=False` act inside packs as in single-cell runs:
+    the packed few-shot stage reproduces the unpacked records."""
+    from jaxlt.grid.executor import TrainerExecutor, load_pretrained
+    from jaxlt.train.engine import Trainer
+
+    settings = dataclasses.replace(SETTINGS, fewshot_replay=0.5, fewshot_warmup=False,
+                                   optimizer=dataclasses.replace(SETTINGS.optimizer, warmup_steps=3))
+    assert {"fewshot_replay", "fewshot_warmup"} <= set(settings.hashed_dict())
+    trainer = Trainer(load_pretrained(settings)[0], batch_size=settings.batch_size,
+                      feature_lengths={"inputs": 64, "targets": 8}, optimizer=settings.optimizer.make(),
+                      compiler_options=FAST)
+    one = tmp_path / "one"
+    GridRunner(SPEC, settings, ResultsStore(str(one)), lambda: TrainerExecutor(settings, trainer=trainer),
+               progress=False).run()
+    expected = {k: r for k, r in records(one).items() if r["n"] > 0}
+    assert len(expected) == 4
+    shutil.copytree(one, tmp_path / "packed")
+    store = ResultsStore(str(tmp_path / "packed"))
+    for r in expected.values():
+        os.unlink(store.record_path(Cell(**{f: r[f] for f in ("task", "source", "seed", "target", "n",
+                                                               "strategy", "sampling")})))
+    packed = dataclasses.replace(settings, pack_cells=4)
+    GridRunner(SPEC, packed, store, lambda: TrainerExecutor(packed, trainer=trainer), progress=False,
+               stage="fewshot").run()
+    got = {k: r for k, r in records(tmp_path / "packed").items() if r["n"] > 0}
+    assert sorted(got) == sorted(expected)
+    for key in expected:
+        assert got[key]["eval_details"]["packed_cells"] == 4
+        assert got[key]["eval_details"]["predictions_sha256"] == expected[key]["eval_details"]["predictions_sha256"]
+        assert got[key]["metrics"] == expected[key]["metrics"], key

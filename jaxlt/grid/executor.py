@@ -120,6 +120,7 @@ class TrainerExecutor:
         self._eval_inputs: dict[tuple[str, str], list[list[int]]] = {}  # token ids per example
         self._nshot_cache: dict[tuple, dict[str, np.ndarray]] = {}  # nested n-shot sets, largest n
         self._largest_n: dict[tuple, int] = {}
+        self._replay_cache: dict[tuple, dict[str, np.ndarray]] = {}  # replayed source rows per source run
         # pack_cells != 1: few-shot cells train and evaluate K at a time (jaxlt.grid.packing).
         self.packer = None
         if settings.pack_cells != 1:
@@ -191,11 +192,11 @@ class TrainerExecutor:
             local = len(next(iter(batch.values()))) // n
             yield {k: v[i * local:(i + 1) * local] for k, v in batch.items()}
 
-    def _train(self, params, batches, steps: int, seed: int, checkpointer=None, trainer=None):
+    def _train(self, params, batches, steps: int, seed: int, checkpointer=None, trainer=None, schedule_step: int = 0):
         trainer = trainer or self.trainer
         compile_s = 0.0 if trainer.compile_seconds is not None else trainer.compile()
         t0 = time.perf_counter()
-        state = trainer.init_state(params)  # device-side copy: resets a run without reloading
+        state = trainer.init_state(params, schedule_step)  # device-side copy: resets a run without reloading
         state, _ = trainer.train(state, self._process_rows(batches), steps, seed=seed, checkpointer=checkpointer,
                                       progress=self.progress)
         train_s = time.perf_counter() - t0
@@ -267,10 +268,11 @@ class TrainerExecutor:
             self._nshot_cache[key] = cached
         return {k: v[:cell.n] for k, v in cached.items()}
 
-    def _array_batches(self, arrays: dict[str, np.ndarray], seed: int):
-        """Endless batches: a fresh seeded permutation of the rows each epoch (shuffle + repeat)."""
+    def _array_batches(self, arrays: dict[str, np.ndarray], seed: int, rows: int | None = None):
+        """Endless batches of `rows` (default: the batch size): a fresh seeded permutation of the
+        rows each epoch (shuffle + repeat)."""
         rng = np.random.default_rng(seed)
-        n, bs = len(next(iter(arrays.values()))), self.settings.batch_size
+        n, bs = len(next(iter(arrays.values()))), rows or self.settings.batch_size
         order = np.empty(0, np.int64)
         while True:
             while len(order) < bs:
@@ -284,10 +286,37 @@ class TrainerExecutor:
         if self.packer is not None:
             self.packer.use_source_models(provider, available)
 
+    def _replay_arrays(self, cell: Cell) -> dict[str, np.ndarray]:
+        """The source examples replayed in a sequential few-shot run: the first rows of the source
+        run's own shuffled stream (the same for every cell of a source run, so its cells differ
+        only in their target examples). One pipeline per source run and process, cached."""
+        steps, rows = self.settings.fewshot_steps_for(cell.task), self.settings.replay_rows
+        key = (cell.task, cell.source, cell.seed)
+        cached = self._replay_cache.get(key)
+        if cached is None or len(next(iter(cached.values()))) < steps * rows:
+            stream = self._batches(self._mixture(Cell(cell.task, cell.source, cell.seed, cell.source, 0,
+                                                      "zero_shot", "")), cell.seed)
+            batches = [next(stream) for _ in range(-(-steps * rows // self.settings.batch_size))]
+            cached = {k: np.concatenate([b[k] for b in batches])[:steps * rows] for k in batches[0]}
+            self._replay_cache[key] = cached
+        return cached
+
+    def _replay_batches(self, cell: Cell):
+        """Sequential few-shot batches with `replay_rows` source examples first, then the target's."""
+        rows, steps = self.settings.replay_rows, self.settings.fewshot_steps_for(cell.task)
+        source = self._replay_arrays(cell)
+        target = self._array_batches(self._nshot_arrays(cell), cell.seed, self.settings.batch_size - rows)
+        for step, batch in enumerate(target):
+            i = (step % steps) * rows
+            yield {k: np.concatenate([source[k][i:i + rows], batch[k]]) for k in batch}
+
     def fewshot_run(self, cell: Cell, source_model):
         """A few-shot cell's (start parameters, endless global host batches, steps)."""
         if cell.strategy == "sequential":  # continue from the source model on the n-shot set
-            batches = self._array_batches(self._nshot_arrays(cell), cell.seed)
+            if self.settings.replay_rows:  # (with source examples replayed in every batch)
+                batches = self._replay_batches(cell)
+            else:
+                batches = self._array_batches(self._nshot_arrays(cell), cell.seed)
             return source_model, batches, self.settings.fewshot_steps_for(cell.task)
         # joint: source + n target examples from the pre-trained model, for the source budget
         return self.pretrained, self._batches(self._mixture(cell), cell.seed), self.settings.source_steps_for(cell.task)
@@ -297,7 +326,7 @@ class TrainerExecutor:
             return self.packer.train_fewshot(cell, source_model)
         t0 = time.perf_counter()
         start, batches, steps = self.fewshot_run(cell, source_model)
-        state, timings = self._train(start, batches, steps, cell.seed)
+        state, timings = self._train(start, batches, steps, cell.seed, schedule_step=self.settings.schedule_start(cell))
         timings.wall_seconds = time.perf_counter() - t0
         return state.params, timings
 

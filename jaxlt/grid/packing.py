@@ -190,7 +190,10 @@ class FewshotPacker:
             starts.append(start)
             batches.append(member_batches)  # global batches: PackedTrainer feeds each process its rows
         t1 = time.perf_counter()  # train_seconds from here, as for one cell (Trainer.init_state + train)
-        state = trainer.init_state(starts)
+        schedule_steps = {self.settings.schedule_start(c) for c in cells}  # one grid strategy: one value
+        if len(schedule_steps) != 1:
+            raise RuntimeError(f"a pack of cells with different schedule starts: {cells}")
+        state = trainer.init_state(starts, schedule_steps.pop())
         del starts, models
         state, _, errors = trainer.train(state, batches, [steps(c) for c in cells], [c.seed for c in cells])
         train_s = time.perf_counter() - t1

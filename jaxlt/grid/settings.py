@@ -65,6 +65,15 @@ class GridSettings:
     # still diverges its cells are recorded as "diverged". Hashed (when retries > 0): changes results.
     divergence_retries: int
     retry_lr_factor: float
+    # Share of each sequential few-shot batch drawn from the source language's training set
+    # (rehearsal): 0 = the paper's protocol (the n target examples only). A small model fine-tuned
+    # on n examples alone forgets the task (the lab's NER scores fell below zero-shot at every n);
+    # replaying source examples keeps it while the target examples are learnt. Hashed when > 0.
+    fewshot_replay: float
+    # Sequential few-shot runs restart the optimizer: True repeats the schedule's warmup, False
+    # starts at the rate the schedule reaches after it (`optimizer.warmup_steps`), with a fresh
+    # Adam state either way. Hashed when False.
+    fewshot_warmup: bool
     model: ModelConfig
     optimizer: OptimizerConfig
     data: DataConfig
@@ -72,13 +81,14 @@ class GridSettings:
 
     def __init__(self, executor: str = "trainer", source_steps: int = 100, fewshot_steps: int = 20,
                  toy_step_seconds: float = 0.0, pack_cells: int = 1, divergence_retries: int = 0,
-                 retry_lr_factor: float = 0.1, model: ModelConfig | None = None,
+                 retry_lr_factor: float = 0.1, fewshot_replay: float = 0.0, fewshot_warmup: bool = True,
+                 model: ModelConfig | None = None,
                  optimizer: OptimizerConfig | None = None, data: DataConfig | None = None,
                  evaluation: EvalConfig | None = None, **flat):
         unknown = sorted(set(flat) - set(FLAT_NAMES))
         if unknown:
             raise TypeError(f"GridSettings got unknown setting(s) {unknown}; known: executor, source_steps, "
-                            f"fewshot_steps, toy_step_seconds, pack_cells, divergence_retries, retry_lr_factor, model, optimizer, data, evaluation, "
+                            f"fewshot_steps, toy_step_seconds, pack_cells, divergence_retries, retry_lr_factor, fewshot_replay, fewshot_warmup, model, optimizer, data, evaluation, "
                             f"{', '.join(FLAT_NAMES)}")
         sections = {"model": model or ModelConfig(), "optimizer": optimizer or OptimizerConfig(),
                     "data": data or DataConfig(), "evaluation": evaluation or EvalConfig()}
@@ -91,6 +101,7 @@ class GridSettings:
         for name, value in dict(executor=executor, source_steps=source_steps, fewshot_steps=fewshot_steps,
                                 toy_step_seconds=toy_step_seconds, pack_cells=pack_cells,
                                 divergence_retries=divergence_retries, retry_lr_factor=retry_lr_factor,
+                                fewshot_replay=float(fewshot_replay), fewshot_warmup=bool(fewshot_warmup),
                                 **sections).items():
             object.__setattr__(self, name, value)
         self.__post_init__()
@@ -111,6 +122,11 @@ class GridSettings:
         if int(self.divergence_retries) < 0 or not 0 < float(self.retry_lr_factor) < 1:
             raise ValueError(f"grid settings divergence_retries must be >= 0 and retry_lr_factor in (0, 1), got "
                              f"{self.divergence_retries} and {self.retry_lr_factor}")
+        if not 0 <= self.fewshot_replay < 1:
+            raise ValueError(f"grid setting fewshot_replay must be in [0, 1), got {self.fewshot_replay}")
+        if self.fewshot_replay and not 0 < self.replay_rows < self.data.batch_size:
+            raise ValueError(f"grid setting fewshot_replay {self.fewshot_replay} of a batch of {self.data.batch_size} "
+                             f"leaves no room for the source or the target examples")
         for section, cls in SECTION_TYPES.items():
             if not isinstance(getattr(self, section), cls):
                 raise TypeError(f"GridSettings.{section} must be a {cls.__name__}")
@@ -131,6 +147,9 @@ class GridSettings:
                if f.name not in SECTION_TYPES and f.name not in RESULT_NEUTRAL}
         if not own["divergence_retries"]:  # without retries the factor changes nothing (older hashes hold)
             del own["divergence_retries"], own["retry_lr_factor"]
+        for name, default in (("fewshot_replay", 0.0), ("fewshot_warmup", True)):
+            if own[name] == default:  # the paper's protocol: hashes of earlier versions hold
+                del own[name]
         out = {**own, **flat_dict(self.sections(), result_only=True)}
         if tasks:
             out["evaluation.split"] = {task: self.eval_split_for(task) for task in sorted(tasks)}
@@ -153,6 +172,18 @@ class GridSettings:
     def cell_steps(self, cell) -> int:
         """A few-shot cell's steps: the few-shot budget (sequential) or the source budget (joint)."""
         return self.fewshot_steps_for(cell.task) if cell.strategy == "sequential" else self.source_steps_for(cell.task)
+
+    @property
+    def replay_rows(self) -> int:
+        """Source examples in each sequential few-shot batch (`fewshot_replay` of the batch, rounded)."""
+        return int(round(self.fewshot_replay * self.data.batch_size))
+
+    def schedule_start(self, cell) -> int:
+        """Where a cell's learning-rate schedule starts: past the warmup for a sequential few-shot
+        cell when `fewshot_warmup` is False, else at 0."""
+        if cell.strategy == "sequential" and not cell.zero_shot and not self.fewshot_warmup:
+            return int(self.optimizer.warmup_steps)
+        return 0
 
     def check_tasks(self, tasks) -> None:
         """Every per-task setting covers every task of the grid (before any work)."""

@@ -66,14 +66,22 @@ class ToyExecutor:
         pass
 
     def _sgd(self, w: np.ndarray, x: np.ndarray, y: np.ndarray, steps: int, seed_parts,
-             learning_rate: float | None = None) -> tuple[np.ndarray, Timings]:
+             learning_rate: float | None = None, replay=None) -> tuple[np.ndarray, Timings]:
+        """`replay`: (x, y) of source examples, `replay_rows` of them in every batch."""
         t0 = time.perf_counter()
         rng = _rng(*seed_parts)
         w = w.copy()
         bs = self.settings.batch_size
         lr = self.settings.learning_rate if learning_rate is None else learning_rate
+        if replay is not None:
+            rows = self.settings.replay_rows
+            x, y = np.concatenate([x, replay[0]]), np.concatenate([y, replay[1]])
         for step in range(1, steps + 1):
-            idx = rng.integers(0, len(x), size=bs)
+            if replay is None:
+                idx = rng.integers(0, len(x), size=bs)
+            else:
+                idx = np.concatenate([rng.integers(0, len(x) - len(replay[0]), size=bs - rows),
+                                      len(x) - len(replay[0]) + rng.integers(0, len(replay[0]), size=rows)])
             with np.errstate(over="ignore", invalid="ignore"):
                 z = x[idx] @ w
                 p = 1 / (1 + np.exp(-z))
@@ -122,9 +130,10 @@ class ToyExecutor:
 
     def train_fewshot(self, cell: Cell, source_model):
         xt, yt = self._nshot(cell)
-        if cell.strategy == "sequential":
-            return self._sgd(source_model, xt, yt, self.settings.fewshot_steps_for(cell.task), (cell.key, "fewshot"))
         xs, ys = _language_data(cell.task, cell.source, "train", POOL_SIZE)
+        if cell.strategy == "sequential":
+            return self._sgd(source_model, xt, yt, self.settings.fewshot_steps_for(cell.task), (cell.key, "fewshot"),
+                             replay=(xs, ys) if self.settings.replay_rows else None)
         w0 = _rng("init", cell.seed).normal(size=DIM) * 0.01
         return self._sgd(w0, np.concatenate([xs, xt]), np.concatenate([ys, yt]), self.settings.source_steps_for(cell.task),
                          (cell.key, "joint"))

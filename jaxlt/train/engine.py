@@ -25,7 +25,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from jaxlt import console, partitioning
 from jaxlt.errors import DivergenceError
-from jaxlt.train.optimizer import make_optimizer
+from jaxlt.train.optimizer import make_optimizer, start_schedule_at
 from jaxlt.train.state import TrainState
 
 log = logging.getLogger(__name__)
@@ -189,11 +189,12 @@ class Trainer:
         params = jax.tree.map(jnp.copy, params)
         return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=self.optimizer.init(params))
 
-    def init_state(self, params) -> TrainState:
+    def init_state(self, params, schedule_step: int = 0) -> TrainState:
         """A fresh TrainState (step 0, new optimizer state) with `params` placed on the mesh.
 
         Accepts boxed (nn.Partitioned) or plain params, numpy or jax arrays;
         calling it again with the same params resets a run without recompiling.
+        `schedule_step`: the learning-rate schedule starts there (e.g. past its warmup), Adam fresh.
         """
         params = nn.meta.unbox(params)
         if isinstance(params, Mapping) and set(params) == {"params"}:
@@ -201,7 +202,10 @@ class Trainer:
         _check_tree(params, self.abstract_params)
         params = jax.device_put(params, self.param_shardings)
         with self._context():
-            return self._init_fn(params)
+            state = self._init_fn(params)
+            if schedule_step:
+                state = state.replace(opt_state=start_schedule_at(state.opt_state, schedule_step))
+            return state
 
     # -- the train step ----------------------------------------------------------
     def _loss(self, params, batch, rng):

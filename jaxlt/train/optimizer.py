@@ -56,3 +56,20 @@ def learning_rate_schedule(learning_rate: float, warmup_steps: int = 0,
     else:
         parts.append(optax.constant_schedule(learning_rate))
     return parts[0] if len(parts) == 1 else optax.join_schedules(parts, boundaries)
+
+
+def start_schedule_at(opt_state, step: int):
+    """`opt_state` (fresh) with its learning-rate schedule's step counters moved to `step`; the
+    rest (Adam's moments and its bias-correction count) stays fresh. A run restarted this way
+    begins at the rate the schedule reaches at `step`, e.g. past the warmup at the peak rate,
+    through the same compiled train step (only counter values change, not the state's structure)."""
+    if not step:
+        return opt_state
+    import jax
+
+    def move(node):
+        if isinstance(node, optax.ScaleByScheduleState):
+            return node._replace(count=node.count + step)  # elementwise: keeps the count's sharding
+        return node
+
+    return jax.tree.map(move, opt_state, is_leaf=lambda node: isinstance(node, optax.ScaleByScheduleState))

@@ -33,6 +33,7 @@ from flax import linen as nn
 from jax.sharding import NamedSharding, PartitionSpec
 
 from jaxlt.train.engine import NonFiniteLossError, Trainer, divergence_reason
+from jaxlt.train.optimizer import start_schedule_at
 from jaxlt.train.state import TrainState
 
 log = logging.getLogger(__name__)
@@ -96,9 +97,10 @@ class PackedTrainer:
         params = jax.tree.map(lambda *xs: jnp.stack(xs), *member_params)
         return self._map(self.trainer.state_from_params, params)
 
-    def init_state(self, member_params: Sequence) -> TrainState:
+    def init_state(self, member_params: Sequence, schedule_step: int = 0) -> TrainState:
         """Stacked fresh states (step 0, new optimizer states) of up to `pack_size` runs; empty slots
-        copy the first run's parameters (they are never updated: see `train`'s step limits)."""
+        copy the first run's parameters (they are never updated: see `train`'s step limits).
+        `schedule_step`: as `Trainer.init_state`'s, for every member."""
         if not 1 <= len(member_params) <= self.pack_size:
             raise ValueError(f"a pack holds 1 to {self.pack_size} runs, got {len(member_params)}")
         members = [self.trainer.place_params(p) for p in member_params]
@@ -107,7 +109,10 @@ class PackedTrainer:
             if self._init_compiled is None:
                 self._init_compiled = self._init_jit.lower(*members).compile(
                     compiler_options=self.trainer.compiler_options or None)
-            return self._init_compiled(*members)
+            state = self._init_compiled(*members)
+            if schedule_step:
+                state = state.replace(opt_state=start_schedule_at(state.opt_state, schedule_step))
+            return state
 
     def member_params(self, state_or_params, index: int):
         """Run `index`'s parameters, laid out as the Trainer's (a copy on the devices)."""
