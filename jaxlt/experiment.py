@@ -130,8 +130,10 @@ class DataConfig:
 
     data_dir: str = ""  # local data directory; "" = the Hugging Face hub (or a dataset's own data_dir)
     batch_size: int = 128
-    input_length: int = 512
-    target_length: int = 128
+    # Token lengths: one number, or a dict task -> length (tasks differ: an NLI target is a label,
+    # an NER target repeats the sentence); each task trains and is evaluated at its own lengths.
+    input_length: int | Mapping[str, int] = 512
+    target_length: int | Mapping[str, int] = 128
     # Source training examples: 0 = the dataset's declared (paper) size, -1 = the whole train split.
     source_size: int = 0
     # Micro-batches per step (the update equals the full batch's: memory, not results).
@@ -140,7 +142,15 @@ class DataConfig:
     RESULT_NEUTRAL: ClassVar[tuple[str, ...]] = ("accumulation_steps",)
 
     def __post_init__(self):
-        for name in ("batch_size", "input_length", "target_length", "accumulation_steps"):
+        for name in ("input_length", "target_length"):
+            value = getattr(self, name)
+            if isinstance(value, Mapping):
+                _check(bool(value) and all(isinstance(v, int) and v > 0 for v in value.values()),
+                       f"data {name} must be a positive number or a dict task -> positive number, got {value}")
+                object.__setattr__(self, name, {str(k): int(v) for k, v in value.items()})
+            else:
+                _check(int(value) > 0, f"data {name} must be positive, got {value}")
+        for name in ("batch_size", "accumulation_steps"):
             _check(int(getattr(self, name)) > 0, f"data {name} must be positive, got {getattr(self, name)}")
         _check(self.batch_size % self.accumulation_steps == 0,
                f"data batch_size {self.batch_size} is not divisible by accumulation_steps {self.accumulation_steps}")
@@ -148,7 +158,20 @@ class DataConfig:
 
     @property
     def lengths(self) -> dict[str, int]:
-        return {"inputs": int(self.input_length), "targets": int(self.target_length)}
+        """The lengths, or with per-task lengths the longest of each (memory estimates, one-task runs)."""
+        longest = lambda v: max(v.values()) if isinstance(v, Mapping) else int(v)  # noqa: E731
+        return {"inputs": longest(self.input_length), "targets": longest(self.target_length)}
+
+    def lengths_for(self, task: str) -> dict[str, int]:
+        """`{"inputs": ..., "targets": ...}` of `task` (ConfigError when a per-task dict lacks it)."""
+        out = {}
+        for feature, name in (("inputs", "input_length"), ("targets", "target_length")):
+            value = getattr(self, name)
+            if isinstance(value, Mapping):
+                _check(task in value, f"data {name} has no length for task {task!r} (it has {', '.join(value)})")
+                value = value[task]
+            out[feature] = int(value)
+        return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,7 +181,7 @@ class EvalConfig:
     split: str = ""  # "" = each dataset's declared evaluation split (TyDiQA: validation, else test)
     batch_size: int = 16
     max_examples: int = 0  # 0 = the whole split
-    max_decode_length: int = 0  # 0 = DataConfig.target_length
+    max_decode_length: int = 0  # 0 = DataConfig.target_length (the task's)
     rank_classification: bool = False
 
     RESULT_NEUTRAL: ClassVar[tuple[str, ...]] = ("batch_size",)
@@ -177,8 +200,10 @@ class EvalConfig:
 
         return get_dataset(task).eval_split if is_registered(task) else "test"
 
-    def decode_length(self, data: DataConfig) -> int:
-        return int(self.max_decode_length) or int(data.target_length)
+    def decode_length(self, data: DataConfig, task: str | None = None) -> int:
+        """Tokens decoded: `max_decode_length`, else the target length (`task`'s; without a task,
+        the longest)."""
+        return int(self.max_decode_length) or (data.lengths_for(task) if task else data.lengths)["targets"]
 
 
 SECTIONS: dict[str, type] = {"model": ModelConfig, "optimizer": OptimizerConfig, "data": DataConfig,

@@ -88,6 +88,7 @@ TOY = ["--gin_file", "runs/grid_toy.gin"]
     ("EvalConfig.split='validation'", "evaluation.split", {"toy_nli": "validation"}),
     ("grid_settings.eval_split='validation'", "evaluation.split", {"toy_nli": "validation"}),
     ("OptimizerConfig.z_loss=0.0001", "optimizer.z_loss", 0.0001),
+    ("DataConfig.input_length={'toy_nli': 32}", "data.input_length", {"toy_nli": 32}),
     ("jaxlt.train.model_settings.dropout_rate=0.2", "model.dropout_rate", 0.2),
 ])
 def test_a_result_changing_binding_changes_the_hash_and_is_refused(tmp_path, capsys, binding, key, ours):
@@ -165,6 +166,21 @@ def test_per_task_steps_must_cover_every_task(capsys):
     code = grid_command.main([*TOY, "--dry_run", "--gin.grid_settings.source_steps={'other': 3}"])
     assert code == 2
     assert "source_steps has no steps for task 'toy_nli'" in capsys.readouterr().err
+
+
+def test_per_task_lengths_must_cover_every_task(capsys):
+    code = grid_command.main([*TOY, "--dry_run", "--gin.DataConfig.target_length={'other': 3}"])
+    assert code == 2
+    assert "target_length has no length for task 'toy_nli'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("binding, key, value", [("grid_settings.fewshot_replay=0.5", "fewshot_replay", 0.5),
+                                                 ("grid_settings.fewshot_warmup=False", "fewshot_warmup", False)])
+def test_fewshot_protocol_settings_are_hashed_only_when_set(capsys, binding, key, value):
+    base = dry_run_json(capsys, *TOY)[-1]
+    changed = dry_run_json(capsys, *TOY, f"--gin.{binding}")[-1]
+    assert key not in base["hashed"] and changed["hashed"][key] == value
+    assert changed["config_hash"] != base["config_hash"]
 
 
 def test_empty_evaluation_data_fails_before_any_training(tmp_path, capsys):

@@ -168,7 +168,8 @@ def test_a_source_run_at_an_absurd_learning_rate_diverges_and_saves_nothing(exec
         executor.train_source(SourceRun("xnli", "de", 0), str(ckpt), learning_rate=1e30)
     assert e.value.step == 2 and "not finite" in e.value.reason and e.value.last_good_step is None
     assert not [p for p in ckpt.iterdir() if p.name.isdigit()]
-    assert executor._trainer_at(1e30) is not executor.trainer and executor._trainer_at(None) is executor.trainer
+    assert executor.trainer_for("xnli", 1e30) is not executor.trainer
+    assert executor.trainer_for("xnli") is executor.trainer is executor.trainer_for("xnli", SETTINGS.learning_rate)
 
 
 def test_fewshot_replay_batches_hold_source_rows_then_the_nshot_set(executor):
@@ -217,3 +218,34 @@ def test_fewshot_replay_is_hashed_and_checked():
     for bad in (1.0, -0.1, 0.01):  # 0.01 of a batch of 8 rounds to no source example
         with pytest.raises(ValueError, match="fewshot_replay"):
             dataclasses.replace(SETTINGS, fewshot_replay=bad)
+
+
+def test_per_task_lengths_train_each_task_at_its_own_shape(tmp_path, finished, executor):
+    """`input_length` / `target_length` per task: xnli keeps (64, 8) through the module's Trainer and
+    reproduces the module grid's records exactly; panx trains, is evaluated and decodes at (32, 24)
+    through a Trainer of its own."""
+    import dataclasses
+
+    from jaxlt.grid.executor import TrainerExecutor
+
+    data = dataclasses.replace(SETTINGS.data, input_length={"xnli": 64, "panx": 32},
+                               target_length={"xnli": 8, "panx": 24})
+    settings = dataclasses.replace(SETTINGS, data=data,
+                                   evaluation=dataclasses.replace(SETTINGS.evaluation, max_decode_length=0))
+    assert settings.lengths_for("panx") == {"inputs": 32, "targets": 24} and settings.decode_length_for("xnli") == 8
+    spec = GridSpec(tasks=["xnli", "panx"], sources={"xnli": ["de"], "panx": ["en"]},
+                    targets={"xnli": ["sw"], "panx": ["ar"]}, n_values=[8],
+                    seeds=[0], strategy="sequential", model="mt5-tiny")
+    ex = TrainerExecutor(settings, trainer=executor.trainer)
+    GridRunner(spec, settings, ResultsStore(str(tmp_path)), lambda: ex, progress=False).run()
+    got, before = records(tmp_path), records(finished)
+    for key in ("xnli.de-sw.n0.seed0.zero_shot", "xnli.de-sw.n8.seed0.sequential-random"):
+        assert got[key]["eval_details"]["predictions_sha256"] == before[key]["eval_details"]["predictions_sha256"]
+        assert got[key]["metrics"] == before[key]["metrics"]
+    panx = ex.trainer_for("panx")
+    assert panx is not executor.trainer and panx.lengths == {"inputs": 32, "targets": 24}
+    assert panx.compile_seconds is not None  # its own step was compiled and used
+    assert ex.eval_set("panx", "ar")[0].shape[1] == 32
+    assert {"panx.en-ar.n0.seed0.zero_shot", "panx.en-ar.n8.seed0.sequential-random"} <= set(got)
+    with pytest.raises(Exception, match="no length for task 'tydiqa'"):
+        settings.check_tasks(["tydiqa"])

@@ -107,14 +107,16 @@ class TrainerExecutor:
         self.data_dir = self.catalog.data_dir
         self.config, params, self.spm_path = load_pretrained(settings)
         self.vocabulary = get_vocabulary(self.spm_path)  # explicit: every task below is registered over it
-        self.lengths = settings.data.lengths
+        self.lengths = settings.data.lengths  # the longest of each feature, with per-task lengths
         if trainer is None:
             mesh, rules = (hardware.make_mesh(), hardware.rules()) if hardware is not None else (None, None)
             trainer = Trainer(self.config, batch_size=settings.data.batch_size, feature_lengths=self.lengths,
                               optimizer=settings.optimizer.make(), mesh=mesh, rules=rules,
                               accumulation_steps=settings.data.accumulation_steps,
                               **settings.optimizer.loss_kwargs())
-        self.trainer = trainer
+        self.trainer = trainer  # evaluation (any lengths), and training at its own lengths
+        # Trainers by (input, target length, learning rate): per-task lengths and diverged-run retries.
+        self._trainers = {(trainer.lengths["inputs"], trainer.lengths["targets"], None): trainer}
         self.pretrained = trainer.place_params(params)  # stays on the devices for the whole grid
         self._eval_cache: dict[tuple[str, str], tuple[np.ndarray, list, int]] = {}
         self._eval_inputs: dict[tuple[str, str], list[list[int]]] = {}  # token ids per example
@@ -152,13 +154,14 @@ class TrainerExecutor:
             cell.sampling or "random", source_size=self._source_size(cell.task, cell.source),
             data_dir=self.data_dir, vocabulary=self.spm_path)
 
-    def _batches(self, mixture: str, seed: int):
-        """Endless shuffled batches of a seqio mixture, as EncDecFeatureConverter lays them out."""
+    def _batches(self, mixture: str, seed: int, task: str):
+        """Endless shuffled batches of a seqio mixture of `task`, as EncDecFeatureConverter lays them out."""
         import seqio
 
+        lengths = self.settings.lengths_for(task)
         ds = seqio.get_mixture_or_task(mixture).get_dataset(
-            self.lengths, split="train", shuffle=True, seed=seed, num_epochs=None, use_cached=False)
-        ds = seqio.EncDecFeatureConverter(pack=False)(ds, self.lengths)
+            lengths, split="train", shuffle=True, seed=seed, num_epochs=None, use_cached=False)
+        ds = seqio.EncDecFeatureConverter(pack=False)(ds, lengths)
         return ds.batch(self.settings.batch_size, drop_remainder=True).as_numpy_iterator()
 
     def prepare(self, cells: list[Cell]) -> None:
@@ -203,17 +206,20 @@ class TrainerExecutor:
         return state, Timings(steps=steps, wall_seconds=compile_s + train_s, compile_seconds=compile_s,
                               train_seconds=train_s)
 
-    def _trainer_at(self, learning_rate: float | None):
-        """The Trainer, or one with another learning rate (a diverged source run's retry; compiled once)."""
-        if learning_rate is None or learning_rate == self.settings.optimizer.learning_rate:
-            return self.trainer
-        import dataclasses
+    def trainer_for(self, task: str, learning_rate: float | None = None):
+        """The Trainer at `task`'s lengths, optionally with another learning rate (a diverged source
+        run's retry); each one compiles its train step once, when first used."""
+        if learning_rate == self.settings.optimizer.learning_rate:
+            learning_rate = None
+        lengths = self.settings.lengths_for(task)
+        key = (lengths["inputs"], lengths["targets"], learning_rate)
+        if key not in self._trainers:
+            import dataclasses
 
-        cache = self.__dict__.setdefault("_retry_trainers", {})
-        if learning_rate not in cache:
-            optimizer = dataclasses.replace(self.settings.optimizer, learning_rate=learning_rate).make()
-            cache[learning_rate] = self.trainer.with_optimizer(optimizer)
-        return cache[learning_rate]
+            optimizer = dataclasses.replace(self.settings.optimizer, learning_rate=learning_rate or
+                                            self.settings.optimizer.learning_rate).make()
+            self._trainers[key] = self.trainer.with_optimizer(optimizer, feature_lengths=lengths)
+        return self._trainers[key]
 
     def train_source(self, run: SourceRun, checkpoint_dir: str, learning_rate: float | None = None):
         """`learning_rate`: instead of the configured one (the grid runner's retry of a diverged run)."""
@@ -221,11 +227,11 @@ class TrainerExecutor:
 
         t0 = time.perf_counter()
         batches = self._batches(self._mixture(Cell(run.task, run.source, run.seed, run.source, 0, "zero_shot", "")),
-                                run.seed)
+                                run.seed, run.task)
         with Checkpointer(checkpoint_dir, self.config, self.spm_path, keep_last=1, keep_best=0,
                           async_save=False) as ckpt:
             state, timings = self._train(self.pretrained, batches, self.settings.source_steps_for(run.task), run.seed, ckpt,
-                                         trainer=self._trainer_at(learning_rate))
+                                         trainer=self.trainer_for(run.task, learning_rate))
         timings.wall_seconds = time.perf_counter() - t0
         return state.params, timings
 
@@ -259,9 +265,10 @@ class TrainerExecutor:
             name = mixtures.register_mixture(cell.task, cell.source, cell.target, n_max, cell.seed,
                                              "sequential", cell.sampling, data_dir=self.data_dir,
                                              vocabulary=self.spm_path)
-            ds = seqio.get_mixture_or_task(name).get_dataset(self.lengths, split="train", shuffle=False,
+            lengths = self.settings.lengths_for(cell.task)
+            ds = seqio.get_mixture_or_task(name).get_dataset(lengths, split="train", shuffle=False,
                                                               num_epochs=1, use_cached=False)
-            rows = list(seqio.EncDecFeatureConverter(pack=False)(ds, self.lengths).as_numpy_iterator())
+            rows = list(seqio.EncDecFeatureConverter(pack=False)(ds, lengths).as_numpy_iterator())
             if len(rows) != n_max:
                 raise RuntimeError(f"{name}: expected {n_max} examples, seqio gave {len(rows)}")
             cached = {k: np.stack([r[k] for r in rows]) for k in rows[0]}
@@ -295,7 +302,7 @@ class TrainerExecutor:
         cached = self._replay_cache.get(key)
         if cached is None or len(next(iter(cached.values()))) < steps * rows:
             stream = self._batches(self._mixture(Cell(cell.task, cell.source, cell.seed, cell.source, 0,
-                                                      "zero_shot", "")), cell.seed)
+                                                      "zero_shot", "")), cell.seed, cell.task)
             batches = [next(stream) for _ in range(-(-steps * rows // self.settings.batch_size))]
             cached = {k: np.concatenate([b[k] for b in batches])[:steps * rows] for k in batches[0]}
             self._replay_cache[key] = cached
@@ -319,14 +326,16 @@ class TrainerExecutor:
                 batches = self._array_batches(self._nshot_arrays(cell), cell.seed)
             return source_model, batches, self.settings.fewshot_steps_for(cell.task)
         # joint: source + n target examples from the pre-trained model, for the source budget
-        return self.pretrained, self._batches(self._mixture(cell), cell.seed), self.settings.source_steps_for(cell.task)
+        return (self.pretrained, self._batches(self._mixture(cell), cell.seed, cell.task),
+                self.settings.source_steps_for(cell.task))
 
     def train_fewshot(self, cell: Cell, source_model):
         if self.packer is not None:
             return self.packer.train_fewshot(cell, source_model)
         t0 = time.perf_counter()
         start, batches, steps = self.fewshot_run(cell, source_model)
-        state, timings = self._train(start, batches, steps, cell.seed, schedule_step=self.settings.schedule_start(cell))
+        state, timings = self._train(start, batches, steps, cell.seed, trainer=self.trainer_for(cell.task),
+                                     schedule_step=self.settings.schedule_start(cell))
         timings.wall_seconds = time.perf_counter() - t0
         return state.params, timings
 
@@ -346,14 +355,14 @@ class TrainerExecutor:
             if self.settings.evaluation.max_examples:
                 examples = examples[:self.settings.evaluation.max_examples]
             ds = seqio.get_mixture_or_task(register_task(task, target, data_dir=self.data_dir, vocabulary=self.spm_path)).get_dataset(
-                self.lengths, split=split, shuffle=False, num_epochs=1, use_cached=False)
+                self.settings.lengths_for(task), split=split, shuffle=False, num_epochs=1, use_cached=False)
             inputs = [ex["inputs"] for _, ex in zip(range(len(examples)), ds.as_numpy_iterator())]
             if len(inputs) != len(examples):
                 raise RuntimeError(f"{task}.{target} {split}: seqio gave {len(inputs)} "
                                    f"examples, the data has {len(examples)}")
             bs = self.settings.evaluation.batch_size
             rows = -(-len(inputs) // bs) * bs
-            array = np.zeros((rows, self.settings.data.input_length), np.int32)
+            array = np.zeros((rows, self.settings.lengths_for(task)["inputs"]), np.int32)
             for i, ids in enumerate(inputs):
                 array[i, :len(ids)] = ids
             spec = get_dataset(task)
@@ -379,9 +388,9 @@ class TrainerExecutor:
         t0 = time.perf_counter()
         self.eval_set(task, target)
         inputs = self._eval_inputs[(task, target)]
-        bs, decode_length = self.settings.evaluation.batch_size, self.settings.decode_length
-        # The shared prediction path, one bucket (the input length): one compiled decode for every target.
-        bucket = (self.settings.data.input_length,)
+        bs, decode_length = self.settings.evaluation.batch_size, self.settings.decode_length_for(task)
+        # The shared prediction path, one bucket (the task's input length): one compiled decode per task.
+        bucket = (self.settings.lengths_for(task)["inputs"],)
         compiled = self.trainer.num_compiled_inference_functions
         t1 = time.perf_counter()
         generated, _ = predict_ids(self.trainer, model, inputs[:bs], decode_length, batch_size=bs, buckets=bucket)

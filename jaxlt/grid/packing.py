@@ -22,7 +22,7 @@ import dataclasses
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 import numpy as np
@@ -35,10 +35,10 @@ log = logging.getLogger(__name__)
 MAX_DEFAULT_PACK = 64  # a default K above this only adds compile time
 
 
-def next_pack(cell: Cell, pending: Sequence[Cell], pack_size: int, steps: Callable[[Cell], int],
+def next_pack(cell: Cell, pending: Sequence[Cell], pack_size: int, steps: Callable[[Cell], Hashable],
               can_pack: Callable[[Cell], bool] = lambda c: True) -> list[Cell]:
-    """`cell` and the next pending cells (in the runner's order) with its step count, up to
-    `pack_size`; `can_pack` says whether a cell's start model can be obtained now."""
+    """`cell` and the next pending cells (in the runner's order) with its step count (or any key
+    `steps` gives, e.g. steps and lengths), up to `pack_size`; `can_pack` says whether a cell's start model can be obtained now."""
     pack = [cell]
     for other in pending:
         if len(pack) == pack_size:
@@ -115,7 +115,7 @@ class FewshotPacker:
         self.executor, self.settings = executor, executor.settings
         self.requested = int(pack_size)  # 0: from device memory, in prepare()
         self.pack_size: int | None = self.requested or None
-        self._packed_trainer = None
+        self._packed_trainers: dict = {}  # one per Trainer (per-task lengths)
         self._pending: list[Cell] = []
         self._done: dict[Cell, tuple[PackedModel, Timings]] = {}
         self._source_models: Callable[[SourceRun], Any] | None = None
@@ -136,13 +136,21 @@ class FewshotPacker:
             self.pack_size = default_pack_size(self.executor.trainer, len(self._pending))
             log.info("pack_cells = %d (from %.1f GiB free device memory)", self.pack_size, available_bytes() / 2**30)
 
+    def packed_trainer_for(self, task: str):
+        """The PackedTrainer over the executor's Trainer for `task` (its lengths)."""
+        return self._packed(self.executor.trainer_for(task))
+
     @property
     def packed_trainer(self):
+        """The PackedTrainer over the executor's default Trainer."""
+        return self._packed(self.executor.trainer)
+
+    def _packed(self, trainer):
         from jaxlt.train.packed import PackedTrainer
 
-        if self._packed_trainer is None:
-            self._packed_trainer = PackedTrainer(self.executor.trainer, self.pack_size or 1, self.batching)
-        return self._packed_trainer
+        if id(trainer) not in self._packed_trainers:
+            self._packed_trainers[id(trainer)] = PackedTrainer(trainer, self.pack_size or 1, self.batching)
+        return self._packed_trainers[id(trainer)]
 
     @staticmethod
     def handles(model) -> bool:
@@ -178,10 +186,12 @@ class FewshotPacker:
         steps = self.settings.cell_steps
         models = {cell.source_run: source_model}
         available = self._available or (lambda c: True)
-        cells = next_pack(cell, self._pending, self.pack_size or 1, steps,
+        # a pack shares one compiled step: equal step counts and the same lengths
+        shape = lambda c: (steps(c), tuple(self.settings.lengths_for(c.task).values()))  # noqa: E731
+        cells = next_pack(cell, self._pending, self.pack_size or 1, shape,
                           lambda c: available(c) and self._start(c, models) is not None)
         self._pending = [c for c in self._pending if c not in cells]
-        trainer = self.packed_trainer
+        trainer = self.packed_trainer_for(cell.task)
         compile_s = 0.0 if trainer.compile_seconds is not None else trainer.compile()
         t_data = time.perf_counter()
         starts, batches = [], []
@@ -229,13 +239,13 @@ class FewshotPacker:
         tokens: list[list[np.ndarray]] = [[] for _ in cells]
         compile_s = 0.0
         for b in range(batches):
-            enc = np.zeros((k, bs, self.settings.input_length), np.int32)
+            enc = np.zeros((k, bs, self.settings.lengths_for(cells[0].task)["inputs"]), np.int32)
             for i, (array, _, _) in enumerate(sets):
                 if len(array) > b * bs:
                     enc[i] = array[b * bs:(b + 1) * bs]
             first = not pack.trainer.num_compiled_decoders
             t1 = time.perf_counter()
-            out = pack.trainer.predict(pack.params, enc, self.settings.max_decode_length)
+            out = pack.trainer.predict(pack.params, enc, self.settings.decode_length_for(cells[0].task))
             if first:
                 compile_s = time.perf_counter() - t1
             for i, (array, _, _) in enumerate(sets):

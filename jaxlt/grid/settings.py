@@ -190,6 +190,13 @@ class GridSettings:
         for task in tasks:
             self.source_steps_for(task)
             self.fewshot_steps_for(task)
+            self.data.lengths_for(task)
+
+    def lengths_for(self, task: str) -> dict[str, int]:
+        return self.data.lengths_for(task)
+
+    def decode_length_for(self, task: str) -> int:
+        return self.evaluation.decode_length(self.data, task)
 
     def eval_split_for(self, task: str) -> str:
         return self.evaluation.split_for(task)

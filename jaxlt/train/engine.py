@@ -149,10 +149,12 @@ class Trainer:
         self.compile_seconds: float | None = None
         self._decode_fns: dict = {}
 
-    def with_optimizer(self, optimizer: optax.GradientTransformation) -> Trainer:
+    def with_optimizer(self, optimizer: optax.GradientTransformation, feature_lengths=None) -> Trainer:
         """A Trainer like this one (model, shapes, mesh, loss) with another optimizer, e.g. a lower
-        learning rate to retry a diverged run; it compiles its own train step."""
-        return Trainer(self.config, batch_size=self.batch_size, feature_lengths=self.lengths, optimizer=optimizer,
+        learning rate to retry a diverged run, and optionally other feature lengths (another task's);
+        it compiles its own train step."""
+        return Trainer(self.config, batch_size=self.batch_size, feature_lengths=feature_lengths or self.lengths,
+                       optimizer=optimizer,
                        mesh=self.mesh, rules=self.rules, accumulation_steps=self.accumulation_steps,
                        z_loss=self.z_loss, label_smoothing=self.label_smoothing,
                        loss_normalizing_factor=self.loss_normalizing_factor, packed=self.packed,
