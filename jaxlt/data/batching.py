@@ -9,6 +9,18 @@ import numpy as np
 import seqio
 
 
+def numpy_iterator(dataset) -> Iterator[dict[str, np.ndarray]]:
+    """`dataset.as_numpy_iterator()` with tf.data's autotuning off. Destroying the iterator of an
+    endless pipeline that autotuning had been tuning waited ~25 s with no CPU use (TensorFlow 2.21,
+    a lab source run of 350 steps; 15 ms without it), once for every source run of a grid; the
+    tiny models' training steps were no slower without it."""
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.with_options(options).as_numpy_iterator()
+
+
 def get_dataset(name: str, split: str = "train", *, feature_lengths: Mapping[str, int],
                 pack: bool = True, shuffle: bool = True, seed: int | None = 0,
                 num_epochs: int | None = None, use_cached: bool = False):

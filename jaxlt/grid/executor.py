@@ -158,11 +158,13 @@ class TrainerExecutor:
         """Endless shuffled batches of a seqio mixture of `task`, as EncDecFeatureConverter lays them out."""
         import seqio
 
+        from jaxlt.data.batching import numpy_iterator
+
         lengths = self.settings.lengths_for(task)
         ds = seqio.get_mixture_or_task(mixture).get_dataset(
             lengths, split="train", shuffle=True, seed=seed, num_epochs=None, use_cached=False)
         ds = seqio.EncDecFeatureConverter(pack=False)(ds, lengths)
-        return ds.batch(self.settings.batch_size, drop_remainder=True).as_numpy_iterator()
+        return numpy_iterator(ds.batch(self.settings.batch_size, drop_remainder=True))
 
     def prepare(self, cells: list[Cell]) -> None:
         """Registers every mixture and reads every evaluation set the cells need, so a missing
@@ -232,6 +234,7 @@ class TrainerExecutor:
                           async_save=False) as ckpt:
             state, timings = self._train(self.pretrained, batches, self.settings.source_steps_for(run.task), run.seed, ckpt,
                                          trainer=self.trainer_for(run.task, learning_rate))
+        del batches  # the endless pipeline goes now, inside the timing (see numpy_iterator)
         timings.wall_seconds = time.perf_counter() - t0
         return state.params, timings
 

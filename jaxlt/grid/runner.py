@@ -227,6 +227,11 @@ class GridRunner:
         groups: dict[SourceRun, list[Cell]] = {}
         for cell in todo:
             groups.setdefault(cell.source_run, []).append(cell)
+        # Worker i starts at its i-th source run: workers sharing a persistent compilation cache
+        # then compile different tasks' shapes first and load each other's afterwards.
+        order = list(groups)
+        start = self.worker_index % len(order) if order else 0
+        groups = {run: groups[run] for run in order[start:] + order[:start]}
         bar = Progress(len(todo), f"grid {self.hash} w{self.worker_index}", enabled=self.progress,
                        every_cells=self.progress_every, every_s=self.progress_every_s)
         try:

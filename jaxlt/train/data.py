@@ -8,6 +8,8 @@ import jaxlt.data.tf_cpu  # noqa: F401  (hides accelerators from TensorFlow befo
 import jax
 import seqio
 
+from jaxlt.data.batching import numpy_iterator
+
 
 def train_batches(mixture_or_task_name: str, task_feature_lengths: Mapping[str, int], batch_size: int,
                   *, seed: int, split: str = "train", pack: bool = False,
@@ -30,7 +32,7 @@ def train_batches(mixture_or_task_name: str, task_feature_lengths: Mapping[str, 
         ds = ds.batch(local_batch, drop_remainder=True)
         if data_position:
             ds = ds.skip(int(data_position))
-        return ds.as_numpy_iterator()
+        return numpy_iterator(ds)
 
     return make
 
