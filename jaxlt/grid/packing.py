@@ -38,7 +38,8 @@ MAX_DEFAULT_PACK = 64  # a default K above this only adds compile time
 def next_pack(cell: Cell, pending: Sequence[Cell], pack_size: int, steps: Callable[[Cell], Hashable],
               can_pack: Callable[[Cell], bool] = lambda c: True) -> list[Cell]:
     """`cell` and the next pending cells (in the runner's order) with its step count (or any key
-    `steps` gives, e.g. steps and lengths), up to `pack_size`; `can_pack` says whether a cell's start model can be obtained now."""
+    `steps` gives, e.g. steps and lengths), up to `pack_size`; `can_pack` says whether a cell's
+    start model can be obtained now."""
     pack = [cell]
     for other in pending:
         if len(pack) == pack_size:
@@ -186,8 +187,9 @@ class FewshotPacker:
         steps = self.settings.cell_steps
         models = {cell.source_run: source_model}
         available = self._available or (lambda c: True)
-        # a pack shares one compiled step: equal step counts and the same lengths
-        shape = lambda c: (steps(c), tuple(self.settings.lengths_for(c.task).values()))  # noqa: E731
+        # a pack shares one compiled step and one init: equal step counts, lengths and schedule start
+        shape = lambda c: (steps(c), tuple(self.settings.lengths_for(c.task).values()),  # noqa: E731
+                           self.settings.schedule_start(c))
         cells = next_pack(cell, self._pending, self.pack_size or 1, shape,
                           lambda c: available(c) and self._start(c, models) is not None)
         self._pending = [c for c in self._pending if c not in cells]
@@ -200,10 +202,7 @@ class FewshotPacker:
             starts.append(start)
             batches.append(member_batches)  # global batches: PackedTrainer feeds each process its rows
         t1 = time.perf_counter()  # train_seconds from here, as for one cell (Trainer.init_state + train)
-        schedule_steps = {self.settings.schedule_start(c) for c in cells}  # one grid strategy: one value
-        if len(schedule_steps) != 1:
-            raise RuntimeError(f"a pack of cells with different schedule starts: {cells}")
-        state = trainer.init_state(starts, schedule_steps.pop())
+        state = trainer.init_state(starts, self.settings.schedule_start(cell))
         del starts, models
         state, _, errors = trainer.train(state, batches, [steps(c) for c in cells], [c.seed for c in cells])
         train_s = time.perf_counter() - t1
