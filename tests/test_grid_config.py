@@ -175,7 +175,9 @@ def test_per_task_lengths_must_cover_every_task(capsys):
 
 
 @pytest.mark.parametrize("binding, key, value", [("grid_settings.fewshot_replay=0.5", "fewshot_replay", 0.5),
-                                                 ("grid_settings.fewshot_warmup=False", "fewshot_warmup", False)])
+                                                 ("grid_settings.fewshot_warmup=False", "fewshot_warmup", False),
+                                                 ("grid_settings.fewshot_learning_rate=3e-4", "fewshot_learning_rate",
+                                                  3e-4)])
 def test_fewshot_protocol_settings_are_hashed_only_when_set(capsys, binding, key, value):
     base = dry_run_json(capsys, *TOY)[-1]
     changed = dry_run_json(capsys, *TOY, f"--gin.{binding}")[-1]

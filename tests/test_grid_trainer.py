@@ -220,6 +220,45 @@ def test_fewshot_replay_is_hashed_and_checked():
             dataclasses.replace(SETTINGS, fewshot_replay=bad)
 
 
+def test_fewshot_learning_rate_trains_sequential_cells_at_that_rate(finished, executor):
+    """`fewshot_learning_rate`: a sequential few-shot cell trains as a Trainer built from scratch
+    with that rate does on the same batches (and not as at the optimizer's rate); source runs and
+    zero-shot cells keep the optimizer's rate; a per-task dict must cover every task."""
+    import dataclasses
+
+    import jax
+
+    from jaxlt.grid.executor import TrainerExecutor
+    from jaxlt.train.engine import Trainer
+
+    rate = 4e-3
+    settings = dataclasses.replace(SETTINGS, fewshot_learning_rate={"xnli": rate})
+    assert settings.hashed_dict()["fewshot_learning_rate"] == {"xnli": rate}
+    cell = Cell("xnli", "de", 0, "sw", 8, "sequential", "random")
+    assert settings.learning_rate_for(cell) == rate
+    assert settings.learning_rate_for(Cell("xnli", "de", 0, "sw", 0, "zero_shot", "")) == SETTINGS.learning_rate
+    source = executor.load_source(cell.source_run, ResultsStore(str(finished)).checkpoint_dir(cell.source_run))
+    ex = TrainerExecutor(settings, trainer=executor.trainer)
+    ex.prepare([cell])
+    got, _ = ex.train_fewshot(cell, source)
+
+    optimizer = dataclasses.replace(SETTINGS.optimizer, learning_rate=rate).make()
+    reference = Trainer(executor.trainer.config, batch_size=SETTINGS.batch_size,
+                        feature_lengths=SETTINGS.lengths_for("xnli"), optimizer=optimizer)
+    _, batches, steps = ex.fewshot_run(cell, source)
+    state, _ = reference.train(reference.init_state(source), batches, steps, seed=cell.seed)
+    gap = max(jax.tree.leaves(jax.tree.map(lambda a, b: float(np.max(np.abs(np.asarray(a) - np.asarray(b)))),
+                                           got, state.params)))
+    default, _ = executor.train_fewshot(cell, source)
+    moved = max(jax.tree.leaves(jax.tree.map(lambda a, b: float(np.max(np.abs(np.asarray(a) - np.asarray(b)))),
+                                             got, default)))
+    assert gap < 1e-5 < moved, (gap, moved)
+    with pytest.raises(KeyError, match="fewshot_learning_rate has no rate for task 'panx'"):
+        settings.check_tasks(["panx"])
+    with pytest.raises(ValueError, match="fewshot_learning_rate"):
+        dataclasses.replace(SETTINGS, fewshot_learning_rate=-1e-3)
+
+
 def test_per_task_lengths_train_each_task_at_its_own_shape(tmp_path, finished, executor):
     """`input_length` / `target_length` per task: xnli keeps (64, 8) through the module's Trainer and
     reproduces the module grid's records exactly; panx trains, is evaluated and decodes at (32, 24)

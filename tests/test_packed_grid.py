@@ -164,14 +164,14 @@ def test_default_pack_size_from_memory(trainer):
 
 
 def test_packed_cells_replay_and_skip_the_warmup_like_single_cells(tmp_path):
-    """`fewshot_replay` and `fewshot_warmup=False` act inside packs as in single-cell runs:
-    the packed few-shot stage reproduces the unpacked records."""
+    """`fewshot_replay`, `fewshot_warmup=False` and `fewshot_learning_rate` act inside packs as in
+    single-cell runs: the packed few-shot stage reproduces the unpacked records."""
     from jaxlt.grid.executor import TrainerExecutor, load_pretrained
     from jaxlt.train.engine import Trainer
 
-    settings = dataclasses.replace(SETTINGS, fewshot_replay=0.5, fewshot_warmup=False,
+    settings = dataclasses.replace(SETTINGS, fewshot_replay=0.5, fewshot_warmup=False, fewshot_learning_rate=2e-3,
                                    optimizer=dataclasses.replace(SETTINGS.optimizer, warmup_steps=3))
-    assert {"fewshot_replay", "fewshot_warmup"} <= set(settings.hashed_dict())
+    assert {"fewshot_replay", "fewshot_warmup", "fewshot_learning_rate"} <= set(settings.hashed_dict())
     trainer = Trainer(load_pretrained(settings)[0], batch_size=settings.batch_size,
                       feature_lengths={"inputs": 64, "targets": 8}, optimizer=settings.optimizer.make(),
                       compiler_options=FAST)

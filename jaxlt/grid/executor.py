@@ -209,8 +209,8 @@ class TrainerExecutor:
                               train_seconds=train_s)
 
     def trainer_for(self, task: str, learning_rate: float | None = None):
-        """The Trainer at `task`'s lengths, optionally with another learning rate (a diverged source
-        run's retry); each one compiles its train step once, when first used."""
+        """The Trainer at `task`'s lengths, optionally with another peak learning rate (a diverged
+        source run's retry, a few-shot rate); each one compiles its train step once, when first used."""
         if learning_rate == self.settings.optimizer.learning_rate:
             learning_rate = None
         lengths = self.settings.lengths_for(task)
@@ -337,7 +337,8 @@ class TrainerExecutor:
             return self.packer.train_fewshot(cell, source_model)
         t0 = time.perf_counter()
         start, batches, steps = self.fewshot_run(cell, source_model)
-        state, timings = self._train(start, batches, steps, cell.seed, trainer=self.trainer_for(cell.task),
+        trainer = self.trainer_for(cell.task, self.settings.learning_rate_for(cell))
+        state, timings = self._train(start, batches, steps, cell.seed, trainer=trainer,
                                      schedule_step=self.settings.schedule_start(cell))
         timings.wall_seconds = time.perf_counter() - t0
         return state.params, timings

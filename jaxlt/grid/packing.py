@@ -137,9 +137,9 @@ class FewshotPacker:
             self.pack_size = default_pack_size(self.executor.trainer, len(self._pending))
             log.info("pack_cells = %d (from %.1f GiB free device memory)", self.pack_size, available_bytes() / 2**30)
 
-    def packed_trainer_for(self, task: str):
-        """The PackedTrainer over the executor's Trainer for `task` (its lengths)."""
-        return self._packed(self.executor.trainer_for(task))
+    def packed_trainer_for(self, task: str, learning_rate: float | None = None):
+        """The PackedTrainer over the executor's Trainer for `task` (its lengths) at `learning_rate`."""
+        return self._packed(self.executor.trainer_for(task, learning_rate))
 
     @property
     def packed_trainer(self):
@@ -187,13 +187,14 @@ class FewshotPacker:
         steps = self.settings.cell_steps
         models = {cell.source_run: source_model}
         available = self._available or (lambda c: True)
-        # a pack shares one compiled step and one init: equal step counts, lengths and schedule start
+        # a pack shares one compiled step and one init: equal step counts, lengths, learning rate
+        # and schedule start
         shape = lambda c: (steps(c), tuple(self.settings.lengths_for(c.task).values()),  # noqa: E731
-                           self.settings.schedule_start(c))
+                           self.settings.learning_rate_for(c), self.settings.schedule_start(c))
         cells = next_pack(cell, self._pending, self.pack_size or 1, shape,
                           lambda c: available(c) and self._start(c, models) is not None)
         self._pending = [c for c in self._pending if c not in cells]
-        trainer = self.packed_trainer_for(cell.task)
+        trainer = self.packed_trainer_for(cell.task, self.settings.learning_rate_for(cell))
         compile_s = 0.0 if trainer.compile_seconds is not None else trainer.compile()
         t_data = time.perf_counter()
         starts, batches = [], []

@@ -410,7 +410,7 @@ class GridRunner:
                 log.warning("few-shot cell %s diverged at step %s: %s", cell.key, e.step, e.reason or e)
                 return {**base, "status": DIVERGED, "metrics": {}, "checkpoint": None,
                         "divergence": {"stage": "fewshot", "step": e.step, "reason": e.reason or str(e),
-                                       "learning_rate": self.settings.learning_rate},
+                                       "learning_rate": self.settings.learning_rate_for(cell)},
                         "timings": {"wall_seconds": time.perf_counter() - t0}}
             metrics, eval_t, details = self.executor.evaluate(model, cell.task, cell.target)
             checkpoint = marker["checkpoint"] if cell.strategy == "sequential" else None

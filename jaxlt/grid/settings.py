@@ -74,6 +74,11 @@ class GridSettings:
     # starts at the rate the schedule reaches after it (`optimizer.warmup_steps`), with a fresh
     # Adam state either way. Hashed when False.
     fewshot_warmup: bool
+    # Peak learning rate of sequential few-shot runs: one number or a dict task -> rate; 0 = the
+    # optimizer's (`optimizer.learning_rate`, the paper's protocol). Few-shot runs see a handful of
+    # examples many times: at the source's rate the lab's NER model learns its n sentences by heart
+    # (benchmarks/README.md, lab section). Hashed when set.
+    fewshot_learning_rate: float | Mapping[str, float]
     model: ModelConfig
     optimizer: OptimizerConfig
     data: DataConfig
@@ -82,13 +87,13 @@ class GridSettings:
     def __init__(self, executor: str = "trainer", source_steps: int = 100, fewshot_steps: int = 20,
                  toy_step_seconds: float = 0.0, pack_cells: int = 1, divergence_retries: int = 0,
                  retry_lr_factor: float = 0.1, fewshot_replay: float = 0.0, fewshot_warmup: bool = True,
-                 model: ModelConfig | None = None,
+                 fewshot_learning_rate: float | Mapping[str, float] = 0.0, model: ModelConfig | None = None,
                  optimizer: OptimizerConfig | None = None, data: DataConfig | None = None,
                  evaluation: EvalConfig | None = None, **flat):
         unknown = sorted(set(flat) - set(FLAT_NAMES))
         if unknown:
             raise TypeError(f"GridSettings got unknown setting(s) {unknown}; known: executor, source_steps, "
-                            f"fewshot_steps, toy_step_seconds, pack_cells, divergence_retries, retry_lr_factor, fewshot_replay, fewshot_warmup, model, optimizer, data, evaluation, "
+                            f"fewshot_steps, toy_step_seconds, pack_cells, divergence_retries, retry_lr_factor, fewshot_replay, fewshot_warmup, fewshot_learning_rate, model, optimizer, data, evaluation, "
                             f"{', '.join(FLAT_NAMES)}")
         sections = {"model": model or ModelConfig(), "optimizer": optimizer or OptimizerConfig(),
                     "data": data or DataConfig(), "evaluation": evaluation or EvalConfig()}
@@ -102,6 +107,7 @@ class GridSettings:
                                 toy_step_seconds=toy_step_seconds, pack_cells=pack_cells,
                                 divergence_retries=divergence_retries, retry_lr_factor=retry_lr_factor,
                                 fewshot_replay=float(fewshot_replay), fewshot_warmup=bool(fewshot_warmup),
+                                fewshot_learning_rate=fewshot_learning_rate,
                                 **sections).items():
             object.__setattr__(self, name, value)
         self.__post_init__()
@@ -117,6 +123,16 @@ class GridSettings:
             if not value or any(int(v) <= 0 for v in (value.values() if isinstance(value, Mapping) else [value])):
                 raise ValueError(f"grid setting {name} must be positive (or a dict task -> positive steps), "
                                  f"got {getattr(self, name)}")
+        rate = self.fewshot_learning_rate
+        if isinstance(rate, Mapping):
+            rate = {str(k): float(v) for k, v in rate.items()}
+        else:
+            rate = float(rate)
+        object.__setattr__(self, "fewshot_learning_rate", rate)
+        if (not rate and isinstance(rate, Mapping)) or any(
+                not v > 0 for v in (rate.values() if isinstance(rate, Mapping) else [rate] if rate else [])):
+            raise ValueError(f"grid setting fewshot_learning_rate must be positive (or a dict task -> positive "
+                             f"rate; 0 = the optimizer's), got {self.fewshot_learning_rate}")
         if int(self.pack_cells) < 0:
             raise ValueError(f"grid setting pack_cells must be >= 0 (0 = from device memory), got {self.pack_cells}")
         if int(self.divergence_retries) < 0 or not 0 < float(self.retry_lr_factor) < 1:
@@ -147,7 +163,7 @@ class GridSettings:
                if f.name not in SECTION_TYPES and f.name not in RESULT_NEUTRAL}
         if not own["divergence_retries"]:  # without retries the factor changes nothing (older hashes hold)
             del own["divergence_retries"], own["retry_lr_factor"]
-        for name, default in (("fewshot_replay", 0.0), ("fewshot_warmup", True)):
+        for name, default in (("fewshot_replay", 0.0), ("fewshot_warmup", True), ("fewshot_learning_rate", 0.0)):
             if own[name] == default:  # the paper's protocol: hashes of earlier versions hold
                 del own[name]
         out = {**own, **flat_dict(self.sections(), result_only=True)}
@@ -173,6 +189,19 @@ class GridSettings:
         """A few-shot cell's steps: the few-shot budget (sequential) or the source budget (joint)."""
         return self.fewshot_steps_for(cell.task) if cell.strategy == "sequential" else self.source_steps_for(cell.task)
 
+    def learning_rate_for(self, cell) -> float:
+        """The peak learning rate a cell trains at: `fewshot_learning_rate` (for its task) for a
+        sequential few-shot cell when set, else the optimizer's."""
+        rate = self.fewshot_learning_rate
+        if cell.strategy != "sequential" or cell.zero_shot or not rate:
+            return float(self.optimizer.learning_rate)
+        if isinstance(rate, Mapping):
+            if cell.task not in rate:
+                raise KeyError(f"grid setting fewshot_learning_rate has no rate for task {cell.task!r} "
+                               f"(it has {', '.join(rate)})")
+            return rate[cell.task]
+        return rate
+
     @property
     def replay_rows(self) -> int:
         """Source examples in each sequential few-shot batch (`fewshot_replay` of the batch, rounded)."""
@@ -191,6 +220,10 @@ class GridSettings:
             self.source_steps_for(task)
             self.fewshot_steps_for(task)
             self.data.lengths_for(task)
+            rate = self.fewshot_learning_rate
+            if isinstance(rate, Mapping) and task not in rate:
+                raise KeyError(f"grid setting fewshot_learning_rate has no rate for task {task!r} "
+                               f"(it has {', '.join(rate)})")
 
     def lengths_for(self, task: str) -> dict[str, int]:
         return self.data.lengths_for(task)

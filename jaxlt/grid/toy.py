@@ -133,7 +133,7 @@ class ToyExecutor:
         xs, ys = _language_data(cell.task, cell.source, "train", POOL_SIZE)
         if cell.strategy == "sequential":
             return self._sgd(source_model, xt, yt, self.settings.fewshot_steps_for(cell.task), (cell.key, "fewshot"),
-                             replay=(xs, ys) if self.settings.replay_rows else None)
+                             self.settings.learning_rate_for(cell), replay=(xs, ys) if self.settings.replay_rows else None)
         w0 = _rng("init", cell.seed).normal(size=DIM) * 0.01
         return self._sgd(w0, np.concatenate([xs, xt]), np.concatenate([ys, yt]), self.settings.source_steps_for(cell.task),
                          (cell.key, "joint"))
