@@ -126,12 +126,11 @@ def load_hardware(gin_file: str):
     import gin
 
     from jaxlt.experiment_gin import from_gin
-    from jaxlt.partitioning import PartitioningConfig
 
     with gin.config_scope(None):
         gin.clear_config()
         parse_gin([gin_file], [], finalize=False)
-        out = PartitioningConfig(), from_gin("model"), from_gin("data")
+        out = from_gin("hardware"), from_gin("model"), from_gin("data")
         gin.clear_config()
     return out
 

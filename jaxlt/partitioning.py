@@ -14,7 +14,6 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import gin
 import jax
 import numpy as np
 from flax import linen as nn
@@ -159,13 +158,13 @@ def path_table(params, shardings) -> dict:
     return {tuple(path): (tuple(leaf.shape), s) for (path, leaf), s in zip(flat_params, flat_shardings)}
 
 
-@gin.configurable(module="jaxlt.partitioning")
 @dataclass(frozen=True)
 class PartitioningConfig:
     """What a gin/hardware file sets: the mesh and the logical-axis rules.
 
     `mesh_shape` is over ("data", "model"); -1 means "all remaining devices". Built from gin by
-    the commands (`jaxlt.gin_flags.load_hardware_rules` parses one file in isolation) and passed down.
+    the commands (gin name `jaxlt.partitioning.PartitioningConfig`, `jaxlt.experiment_gin`;
+    `jaxlt.gin_flags.load_hardware_rules` parses one file in isolation) and passed down.
     """
 
     mesh_shape: tuple[int, ...] = (-1, 1)

@@ -54,3 +54,24 @@ def test_command_line_eval_setting_wins_over_a_run_file(tmp_path):
     finally:
         with gin.unlock_config():
             gin.clear_config()
+
+
+def test_only_the_gin_layer_imports_gin():
+    """Library code takes typed configs; gin is read by the commands and the gin layer only
+    (gin_flags, experiment_gin, grid/configurables, model/gin_configurables)."""
+    import ast
+    import pathlib
+
+    import jaxlt
+
+    root = pathlib.Path(jaxlt.__file__).parent
+    gin_layer = {"gin_flags.py", "experiment_gin.py", "grid/configurables.py", "model/gin_configurables.py"}
+    importers = set()
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            if any(n == "gin" or n.startswith("gin.") for n in names):
+                importers.add(path.relative_to(root).as_posix())
+    assert importers, "the scan found no gin import at all"
+    assert {p for p in importers if not p.startswith("commands/")} == gin_layer

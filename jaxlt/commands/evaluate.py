@@ -50,6 +50,6 @@ def main(argv: list[str]) -> int:
         print(f"jaxlt evaluate: error: {e}", file=sys.stderr)
         return 2
     results = run.evaluate_run(progress=not args.no_progress, model=cfg.model, hardware=cfg.hardware,
-                               **cfg.evaluation)
+                               **cfg.arguments)
     print(json.dumps(results))
     return 0

@@ -179,13 +179,13 @@ def memory_estimate(spec, settings, compiled: bool | None = None):
     mesh (`jaxlt.train.memory.step_memory`); None for the toy executor or an unknown architecture."""
     if settings.executor == "toy":
         return None
-    from jaxlt.partitioning import PartitioningConfig
+    from jaxlt import experiment_gin
     from jaxlt.train import memory
 
     config = memory.architecture(settings.model.pretrained, spec.model)
     if config is None:
         return None
-    hardware = PartitioningConfig()  # the gin/hardware file's (read here, at the command layer)
+    hardware = experiment_gin.from_gin("hardware")  # the gin/hardware file's (read here, at the command layer)
     estimate = memory.step_memory(config.replace(**settings.model.overrides()), settings.data.batch_size,
                                   settings.data.lengths, hardware,
                                   accumulation_steps=settings.data.accumulation_steps,
@@ -225,7 +225,7 @@ def make_executor(settings, hardware=None):
         from jaxlt.grid.toy import ToyExecutor
 
         return ToyExecutor(settings)
+    from jaxlt import experiment_gin
     from jaxlt.grid.executor import TrainerExecutor
-    from jaxlt.partitioning import PartitioningConfig
 
-    return TrainerExecutor(settings, hardware=hardware if hardware is not None else PartitioningConfig())
+    return TrainerExecutor(settings, hardware=hardware if hardware is not None else experiment_gin.from_gin("hardware"))

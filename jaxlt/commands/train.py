@@ -52,10 +52,10 @@ def main(argv: list[str]) -> int:
         print(f"jaxlt train: error: {e}", file=sys.stderr)
         return 2
     summary = run.train_run(progress=not args.no_progress, model=cfg.model, optimizer=cfg.optimizer,
-                            hardware=cfg.hardware, **cfg.evaluation)
+                            hardware=cfg.hardware, **cfg.arguments)
     print(json.dumps(summary))
     if args.print_config:
         import gin
 
-        print(gin.operative_config_str())
+        print(gin.config_str())  # every parsed binding (the run functions are not called through gin)
     return 0

@@ -334,10 +334,9 @@ def main(argv: list[str]) -> int:
     if args.gin_file:  # the mesh, rules and model overrides, read here once and passed down
         from jaxlt import experiment_gin
         from jaxlt.gin_flags import parse_gin
-        from jaxlt.partitioning import PartitioningConfig
 
         parse_gin(args.gin_file, [])
-        partitioning, model_config = PartitioningConfig(), experiment_gin.from_gin("model")
+        partitioning, model_config = experiment_gin.from_gin("hardware"), experiment_gin.from_gin("model")
     data_dir = sources.resolve_data_dir(args.data_dir) if args.data_dir else sources.get_data_dir()
     settings = FeatureSettings(**{f.name: getattr(args, f.name) for f in dataclasses.fields(FeatureSettings)})
     model = args.model or os.path.basename(os.path.normpath(args.checkpoint.replace("init:", "")))

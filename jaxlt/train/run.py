@@ -10,9 +10,9 @@ gin/hardware/*.gin set the mesh and logical-axis rules.
 The model overrides, the optimizer with its loss and the hardware (mesh and rules) are typed
 configs (`jaxlt.experiment`: `jaxlt.train.model_settings.*`, `OptimizerConfig.*`;
 `jaxlt.partitioning.PartitioningConfig`), built from gin once by the command and passed in,
-exactly as `jaxlt grid` builds and passes them. Nothing here reads gin (the commands do, through
-`jaxlt.gin_flags`); `train_run` / `evaluate_run` are gin-configurable so the run files can bind
-their arguments.
+exactly as `jaxlt grid` builds and passes them. Nothing here imports or reads gin: the gin names
+`jaxlt.train.train_run`, `.evaluate_run` and `.setup_jax` are registered by
+`jaxlt.commands._run_config`, which resolves their bindings into plain keyword arguments.
 """
 
 from __future__ import annotations
@@ -23,8 +23,6 @@ import logging
 import os
 import time
 from collections.abc import Sequence
-
-import gin
 
 from jaxlt import partitioning
 from jaxlt.experiment import ModelConfig, OptimizerConfig
@@ -39,7 +37,6 @@ EVAL_MACROS = ("CHECKPOINT_PATH", "MIXTURE_OR_TASK_NAME", "EVAL_OUTPUT_DIR", "BA
 DEFAULT_TASK_MODULES = ("jaxlt.data.tasks",)
 
 
-@gin.configurable(module="jaxlt.train")
 def setup_jax(distributed: bool = False, coordinator_address: str | None = None,
               num_processes: int | None = None, process_id: int | None = None,
               compilation_cache_dir: str | None = None) -> None:
@@ -156,7 +153,6 @@ def _eval_task_names(names: Sequence[str] | str | None, mixture_or_task_name: st
     return [t.name for t in getattr(provider, "tasks", [provider])]
 
 
-@gin.configurable(module="jaxlt.train")
 def train_run(*, model_dir: str, mixture_or_task_name: str, train_steps: int, batch_size: int,
               initial_checkpoint_path: str | None, task_feature_lengths: dict,
               model_name: str | None = None, seed: int = 0, accumulation_steps: int = 1,
@@ -236,7 +232,6 @@ def train_run(*, model_dir: str, mixture_or_task_name: str, train_steps: int, ba
     return summary
 
 
-@gin.configurable(module="jaxlt.train")
 def evaluate_run(*, checkpoint_path: str, mixture_or_task_name: str, output_dir: str, batch_size: int,
                  task_feature_lengths: dict, split: str | Sequence[str] = "validation", step: int | None = None,
                  max_decode_length: int | None = None, rank_classification: bool = False,
