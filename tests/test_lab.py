@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from jaxlt.lab import data, grammar, truth
@@ -197,6 +198,32 @@ def test_findings_on_a_planted_results_table():
     assert found["above_chance"] > 0
     assert found["fewshot_curve"][10] > found["fewshot_curve"][0]
     assert "rising with n" in truth.findings_markdown({"lab_nli": found})
+    # +5 points from n=0 to n=10 on every pair: slope 5 / log(11) on all 8 targets (each is another source's target)
+    trend = found["fewshot_trend"]
+    assert trend["targets"] == 8 == trend["targets_rising"]
+    assert trend["mean_slope"] == pytest.approx(5 / np.log(11))
+    assert "positive for 8 of 8 targets (mean +2.09 points per unit" in truth.findings_markdown({"lab_nli": found})
+
+
+def test_fewshot_trend_slopes_per_target_by_hand():
+    """Slopes of score on log(n+1) per target, pooled over sources, against hand-worked values and
+    scipy's one-sample t-test over targets."""
+    import pandas as pd
+    from scipy import stats
+
+    ns = np.array([0, 10, 100])
+    x = np.log1p(ns)
+    rows = []
+    for target, slope in (("t1", 2.0), ("t2", -1.0), ("t3", 4.0)):
+        for source, offset in (("s1", 10.0), ("s2", 30.0)):
+            rows += [{"source": source, "target": target, "n_target": n, "score": offset + slope * xi}
+                     for n, xi in zip(ns, x)]
+    trend = truth.fewshot_trend(pd.DataFrame(rows))
+    # pooled over the two sources the offsets differ; the slope is still the planted one only when
+    # each source has every n (here it has), since the offsets are balanced across n
+    assert trend["slopes"] == pytest.approx({"t1": 2.0, "t2": -1.0, "t3": 4.0})
+    assert trend["targets_rising"] == 2 and trend["mean_slope"] == pytest.approx(5 / 3)
+    assert trend["p_value"] == pytest.approx(stats.ttest_1samp([2.0, -1.0, 4.0], 0).pvalue)
 
 
 def test_findings_name_the_route_that_carries_transfer():

@@ -167,8 +167,28 @@ def findings(results: pd.DataFrame, languages: pd.DataFrame, chance: dict) -> di
         cross = cross.set_index(["source", "target"]).loc[full].reset_index() if len(full) else cross
         curve = cross.groupby("n_target")["score"].mean()
         entry["fewshot_curve"] = {int(n): float(s) for n, s in curve.items()}
+        if cross["n_target"].nunique() > 1:
+            entry["fewshot_trend"] = fewshot_trend(cross)
         out[task] = entry
     return out
+
+
+def fewshot_trend(cross: pd.DataFrame) -> dict:
+    """How the score moves with n, per target language: the least-squares slope of score on
+    log(n + 1) (the paper's few-shot curve shape), pooled over the target's sources; the mean slope
+    over targets, how many rise, and a one-sample t-test of the slopes over targets (targets are
+    the independent units: a source's cells share its model)."""
+    from scipy import stats
+
+    slopes = {}
+    for target, rows in cross.groupby("target"):
+        x = np.log1p(rows["n_target"].to_numpy(float))
+        if np.ptp(x) > 0:
+            slopes[str(target)] = float(np.polyfit(x, rows["score"].to_numpy(float), 1)[0])
+    values = np.array(list(slopes.values()))
+    p = float(stats.ttest_1samp(values, 0.0).pvalue) if len(values) > 2 and np.ptp(values) > 0 else None
+    return {"slopes": slopes, "mean_slope": float(values.mean()) if len(values) else None,
+            "targets_rising": int((values > 0).sum()), "targets": len(values), "p_value": p}
 
 
 def findings_markdown(found: dict) -> str:
@@ -212,6 +232,11 @@ def findings_markdown(found: dict) -> str:
             rising = all(curve[b] >= curve[a] for a, b in zip(ns, ns[1:]))
             parts.append("Cross-lingual mean by n: " + ", ".join(f"n={n}: {curve[n]:.1f}" for n in ns)
                          + (" (rising with n)." if rising else " (not monotone in n)."))
+        trend = e.get("fewshot_trend") or {}
+        if trend.get("targets"):
+            test = f", t-test over targets p = {trend['p_value']:.3g}" if trend.get("p_value") is not None else ""
+            parts.append(f"Per target, the score's slope on log(n+1) is positive for {trend['targets_rising']} of "
+                         f"{trend['targets']} targets (mean {trend['mean_slope']:+.2f} points per unit{test}).")
         lines.append(" ".join(parts))
         lines.append("")
     return "\n".join(lines)
