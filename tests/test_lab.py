@@ -168,6 +168,15 @@ def test_typology_and_languages_tables():
     # syn_d vs syn_c: script and modifier order differ, shares 0.8 vs 0.7
     assert sim[("syn_d", "syn_c")] == pytest.approx((3 + 0.9) / 6)
     assert sim[("syn_a", "syn_g")] == pytest.approx(grammar.planted_similarity(params[0], params[6]))
+    # languages.csv reads back with pandas' defaults unchanged (no value is taken for a missing one)
+    import io
+
+    import pandas as pd
+
+    back = pd.read_csv(io.StringIO(langs.to_csv(index=False)))
+    assert not back.isna().any().any()
+    pd.testing.assert_frame_equal(back, langs, check_dtype=False)
+    assert set(langs["adjective"]) == {"adjective-noun", "noun-adjective"}
 
 
 def test_chance_scores(tmp_path):

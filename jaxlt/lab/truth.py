@@ -31,8 +31,13 @@ MAIN_METRIC = {"lab_nli": "accuracy", "lab_ner": "f1"}
 WELL_ABOVE_CHANCE = 15.0  # points: the bar for "transfer well above chance"
 
 
+# Spelled out in tables: pandas reads a bare "NA" (noun before adjective) back as a missing value.
+TABLE_VALUES = {"adjective": {"AN": "adjective-noun", "NA": "noun-adjective"}}
+
+
 def languages_table(params: Sequence[LanguageParams]) -> pd.DataFrame:
-    rows = [{"language": p.code, **{k: getattr(p, k) for k in PARAMETERS}} for p in params]
+    rows = [{"language": p.code, **{k: TABLE_VALUES.get(k, {}).get(getattr(p, k), getattr(p, k))
+                                    for k in PARAMETERS}} for p in params]
     return pd.DataFrame(rows, columns=["language", *PARAMETERS])
 
 
