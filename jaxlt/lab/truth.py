@@ -191,7 +191,8 @@ def fewshot_trend(cross: pd.DataFrame) -> dict:
         if np.ptp(x) > 0:
             slopes[str(target)] = float(np.polyfit(x, rows["score"].to_numpy(float), 1)[0])
     values = np.array(list(slopes.values()))
-    p = float(stats.ttest_1samp(values, 0.0).pvalue) if len(values) > 2 and np.ptp(values) > 0 else None
+    spread = np.ptp(values) > 1e-9 * max(1.0, float(np.abs(values).max())) if len(values) else False
+    p = float(stats.ttest_1samp(values, 0.0).pvalue) if len(values) > 2 and spread else None  # (no test of equal slopes)
     return {"slopes": slopes, "mean_slope": float(values.mean()) if len(values) else None,
             "targets_rising": int((values > 0).sum()), "targets": len(values), "p_value": p}
 
