@@ -5,7 +5,8 @@ interleaved.
 At mT5-small's decode shape (batch 8, d_model 512, 250,112 entries) this one product is most of a
 decoding step on CPU: it says how much of the greedy-decoding ratio against transformers is set by
 the CPU matrix kernels rather than by the decoding loop. Same float32 weights on every side (one
-seeded draw); each side's argmax is checked against numpy's.
+seeded draw; the weights each side holds are printed and asserted equal); each side's argmax is
+checked against numpy's.
 
     python benchmarks/bench_lm_head.py [--batch 8] [--rounds 2] [--repeats 8] [--threads N]
 """
@@ -64,19 +65,19 @@ def worker(args) -> None:
 
         xj, wj = jnp.asarray(x), jnp.asarray(w)
         step = jax.jit(lambda x, w: jnp.argmax(x @ w, axis=-1))
-        got = np.asarray(step(xj, wj))
+        got, held = np.asarray(step(xj, wj)), wj.size
         times = timed(lambda: step(xj, wj).block_until_ready(), args.repeats)
     elif args.worker == "openblas":
-        got = np.argmax(x @ w, axis=-1)
+        got, held = np.argmax(x @ w, axis=-1), w.size
         times = timed(lambda: np.argmax(x @ w, axis=-1), args.repeats)
     else:
         import torch
 
         torch.set_grad_enabled(False)
         xt, wt = torch.from_numpy(x), torch.from_numpy(np.ascontiguousarray(w.T))  # nn.Linear's [vocab, d] layout
-        got = torch.nn.functional.linear(xt, wt).argmax(-1).numpy()
+        got, held = torch.nn.functional.linear(xt, wt).argmax(-1).numpy(), wt.numel()
         times = timed(lambda: torch.nn.functional.linear(xt, wt).argmax(-1), args.repeats)
-    emit({"step": times, "argmax_agrees": float(np.mean(got == expected))})
+    emit({"step": times, "argmax_agrees": float(np.mean(got == expected)), "weights": int(held)})
 
 
 def main(argv=None):
@@ -90,6 +91,9 @@ def main(argv=None):
           f"({args.d_model * args.vocab:,} weights, {flops / 1e9:.2f} GFLOP per call)", flush=True)
     argv = [a for a in (argv if argv is not None else sys.argv[1:])]
     results = run_interleaved(os.path.abspath(__file__), list(SIDES), argv, args.rounds, env=thread_env(args.threads))
+    held = {side: {r["weights"] for r in results[side]} for side in SIDES}
+    print("weights held per side: " + ", ".join(f"{side} {', '.join(f'{n:,}' for n in held[side])}" for side in SIDES))
+    assert all(h == {args.d_model * args.vocab} for h in held.values()), held  # the same layer on every side
     medians = {}
     for side in SIDES:
         s = summary(pooled(results[side], "step"))

@@ -1,8 +1,8 @@
 """Typed experiment configuration: model, optimizer (with the loss), data and evaluation.
 
 Built once from gin at the command line (`jaxlt.experiment_gin.from_gin`,
-`jaxlt.grid.configurables.from_gin`) and passed explicitly to the library: this module does not
-import gin, and nothing below the commands reads gin or module globals.
+`jaxlt.grid.configurables.from_gin`) and passed explicitly to the library: this module has no
+gin dependency, and nothing below the commands reads gin or module globals.
 `jaxlt train`, `jaxlt evaluate` and `jaxlt grid` read the same gin names, so the same bindings
 train the same way in all three:
 

@@ -16,3 +16,4 @@ def test_bench_lm_head_runs_at_a_tiny_shape():
     assert [line.split()[0] for line in lines] == ["xla", "openblas", "torch"]
     assert all("on 100% of rows" in line for line in lines)
     assert "xla vs torch" in out.stdout
+    assert "weights held per side: xla 512, openblas 512, torch 512" in out.stdout

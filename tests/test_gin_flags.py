@@ -40,10 +40,10 @@ def test_command_line_eval_setting_wins_over_a_run_file(tmp_path):
     (tmp_path / "eval.gin").write_text("EvalConfig.split = 'test'\n")
     try:
         with gin.unlock_config():  # another test may have finalized gin before these modules were imported
-            from jaxlt.commands import _run_config  # registers the gin names of the run functions
+            from jaxlt.commands import run_config  # registers the gin names of the run functions
             from jaxlt.train import run
 
-            assert "evaluate_run" in _run_config.RUN_FUNCTIONS
+            assert "evaluate_run" in run_config.RUN_FUNCTIONS
             run.import_before_parsing()
             gin.clear_config()
             gin_flags.parse_gin([str(tmp_path / "run.gin")], gin_flags.expand_aliases(

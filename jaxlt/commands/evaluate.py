@@ -41,7 +41,7 @@ def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs every file it writes at INFO
     from jaxlt.train import run
-    from jaxlt.commands._run_config import configure
+    from jaxlt.commands.run_config import configure
 
     try:
         cfg = configure("evaluate_run", RUN_FILE, run.EVAL_MACROS, "CHECKPOINT_PATH", args.gin_file, bindings,

@@ -43,7 +43,7 @@ def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs every file it writes at INFO
     from jaxlt.train import run
-    from jaxlt.commands._run_config import configure
+    from jaxlt.commands.run_config import configure
 
     try:
         cfg = configure("train_run", RUN_FILE, run.TRAIN_MACROS, "INITIAL_CHECKPOINT_PATH", args.gin_file, bindings,

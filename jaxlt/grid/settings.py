@@ -124,13 +124,10 @@ class GridSettings:
                 raise ValueError(f"grid setting {name} must be positive (or a dict task -> positive steps), "
                                  f"got {getattr(self, name)}")
         rate = self.fewshot_learning_rate
-        if isinstance(rate, Mapping):
-            rate = {str(k): float(v) for k, v in rate.items()}
-        else:
-            rate = float(rate)
+        rate = {str(k): float(v) for k, v in rate.items()} if isinstance(rate, Mapping) else float(rate)
         object.__setattr__(self, "fewshot_learning_rate", rate)
-        if (not rate and isinstance(rate, Mapping)) or any(
-                not v > 0 for v in (rate.values() if isinstance(rate, Mapping) else [rate] if rate else [])):
+        rates = list(rate.values()) if isinstance(rate, Mapping) else [rate] if rate else []
+        if (isinstance(rate, Mapping) and not rate) or any(v <= 0 for v in rates):
             raise ValueError(f"grid setting fewshot_learning_rate must be positive (or a dict task -> positive "
                              f"rate; 0 = the optimizer's), got {self.fewshot_learning_rate}")
         if int(self.pack_cells) < 0:
@@ -171,19 +168,20 @@ class GridSettings:
             out["evaluation.split"] = {task: self.eval_split_for(task) for task in sorted(tasks)}
         return out
 
-    def _steps(self, name: str, task: str) -> int:
+    def _per_task(self, name: str, task: str, what: str):
+        """Setting `name` for `task`: the one value, or the task's entry of a per-task dict."""
         value = getattr(self, name)
         if not isinstance(value, Mapping):
-            return int(value)
+            return value
         if task not in value:
-            raise KeyError(f"grid setting {name} has no steps for task {task!r} (it has {', '.join(value)})")
+            raise KeyError(f"grid setting {name} has no {what} for task {task!r} (it has {', '.join(value)})")
         return value[task]
 
     def source_steps_for(self, task: str) -> int:
-        return self._steps("source_steps", task)
+        return int(self._per_task("source_steps", task, "steps"))
 
     def fewshot_steps_for(self, task: str) -> int:
-        return self._steps("fewshot_steps", task)
+        return int(self._per_task("fewshot_steps", task, "steps"))
 
     def cell_steps(self, cell) -> int:
         """A few-shot cell's steps: the few-shot budget (sequential) or the source budget (joint)."""
@@ -192,15 +190,9 @@ class GridSettings:
     def learning_rate_for(self, cell) -> float:
         """The peak learning rate a cell trains at: `fewshot_learning_rate` (for its task) for a
         sequential few-shot cell when set, else the optimizer's."""
-        rate = self.fewshot_learning_rate
-        if cell.strategy != "sequential" or cell.zero_shot or not rate:
+        if cell.strategy != "sequential" or cell.zero_shot or not self.fewshot_learning_rate:
             return float(self.optimizer.learning_rate)
-        if isinstance(rate, Mapping):
-            if cell.task not in rate:
-                raise KeyError(f"grid setting fewshot_learning_rate has no rate for task {cell.task!r} "
-                               f"(it has {', '.join(rate)})")
-            return rate[cell.task]
-        return rate
+        return self._per_task("fewshot_learning_rate", cell.task, "rate")
 
     @property
     def replay_rows(self) -> int:
@@ -220,10 +212,7 @@ class GridSettings:
             self.source_steps_for(task)
             self.fewshot_steps_for(task)
             self.data.lengths_for(task)
-            rate = self.fewshot_learning_rate
-            if isinstance(rate, Mapping) and task not in rate:
-                raise KeyError(f"grid setting fewshot_learning_rate has no rate for task {task!r} "
-                               f"(it has {', '.join(rate)})")
+            self._per_task("fewshot_learning_rate", task, "rate")
 
     def lengths_for(self, task: str) -> dict[str, int]:
         return self.data.lengths_for(task)

@@ -12,7 +12,7 @@ configs (`jaxlt.experiment`: `jaxlt.train.model_settings.*`, `OptimizerConfig.*`
 `jaxlt.partitioning.PartitioningConfig`), built from gin once by the command and passed in,
 exactly as `jaxlt grid` builds and passes them. Nothing here imports or reads gin: the gin names
 `jaxlt.train.train_run`, `.evaluate_run` and `.setup_jax` are registered by
-`jaxlt.commands._run_config`, which resolves their bindings into plain keyword arguments.
+`jaxlt.commands.run_config`, which resolves their bindings into plain keyword arguments.
 """
 
 from __future__ import annotations
